@@ -1,0 +1,27 @@
+"""Exceptions that carry a one-line, user-facing message.
+
+Every error a user can cause (a missing file, a bad option, unusable weights) is a
+``StylistError``; the CLI prints its message on one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class StylistError(Exception):
+    """A problem the user can fix; ``str(err)`` is one line saying what and how."""
+
+
+class ImageError(StylistError):
+    """An input image cannot be read, or an output cannot be written."""
+
+
+class WeightsError(StylistError):
+    """A weight source is unknown, unreachable, corrupt or of the wrong shape."""
+
+
+class ConfigError(StylistError):
+    """An option has a value Stylist cannot use."""
+
+
+class NonFiniteLossError(StylistError):
+    """The loss became NaN or infinite during optimisation."""

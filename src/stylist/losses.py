@@ -1,0 +1,116 @@
+"""Losses as pure functions of feature tensors.
+
+Two normalisations, chosen by name:
+
+``paper``  Gatys et al. 2016: content ``1/2 sum (F - P)^2``; Gram ``G = F F^T``;
+           style per layer ``E_l = 1/(4 N^2 M^2) sum (G - A)^2`` with N channels, M = H*W.
+``mean``   Johnson et al. 2016: features and Gram divided by C*H*W; content is the mean
+           squared difference, style the squared Frobenius distance of the normalised Grams.
+
+Under ``mean`` both terms are independent of image size, so one set of weights gives
+similar-looking results at 256 px and at 1024 px; under ``paper`` the content term
+grows with the pixel count while the style term does not. ``mean`` is Stylist's default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+NORMALIZATIONS = ("mean", "paper")
+TV_KINDS = ("l1", "l2")
+
+
+def gram(features: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
+    """Gram matrix (B, C, C) of features (B, C, H, W), returned as float32.
+
+    The product runs in the features' own dtype: bfloat16 features use the hardware's
+    fast bf16 matrix units (the sums accumulate in float32; only the result is rounded).
+    """
+    b, c, h, w = features.shape
+    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        # (B, H*W, C) is a view of channels-last memory: no copy before the product.
+        f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        g = torch.bmm(f.transpose(1, 2), f).float()
+    else:
+        f = features.reshape(b, c, h * w)
+        g = torch.bmm(f, f.transpose(1, 2)).float()
+    if normalization == "mean":
+        g = g / (c * h * w)
+    elif normalization != "paper":
+        raise ValueError(f"unknown normalization {normalization!r}")
+    return g
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
+    diff = features.float() - target.float()
+    if normalization == "paper":
+        return 0.5 * diff.pow(2).sum()
+    if normalization == "mean":
+        return diff.pow(2).mean()
+    raise ValueError(f"unknown normalization {normalization!r}")
+
+
+def style_layer_loss(g: torch.Tensor, target_gram: torch.Tensor, n: int, m: int, normalization: str = "mean") -> torch.Tensor:
+    """One layer's style loss between Grams already computed with the same ``normalization``.
+
+    ``n`` channels and ``m = H*W`` positions of the generated image's features.
+    Batched Grams are summed over the batch.
+    """
+    sq = (g - target_gram).pow(2).sum()
+    if normalization == "paper":
+        return sq / (4.0 * n * n * m * m)
+    if normalization == "mean":
+        return sq
+    raise ValueError(f"unknown normalization {normalization!r}")
+
+
+def style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float],
+    normalization: str = "mean",
+) -> torch.Tensor:
+    """``sum_l w_l E_l`` over the layers in ``layer_weights``."""
+    total = None
+    for name, weight in layer_weights.items():
+        f = features[name]
+        _, c, h, w = f.shape
+        term = weight * style_layer_loss(gram(f, normalization), target_grams[name], c, h * w, normalization)
+        total = term if total is None else total + term
+    assert total is not None, "no style layers"
+    return total
+
+
+def tv_loss(image: torch.Tensor, kind: str = "l1", normalization: str = "mean") -> torch.Tensor:
+    """Total variation: anisotropic ``sum |dx| + |dy|`` (l1) or ``sum dx^2 + dy^2`` (l2).
+
+    ``paper`` returns the plain sum; ``mean`` divides it by the element count (B*C*H*W)
+    so that one weight means the same thing at every image size.
+    """
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    if kind == "l1":
+        s = dx.abs().sum() + dy.abs().sum()
+    elif kind == "l2":
+        s = dx.pow(2).sum() + dy.pow(2).sum()
+    else:
+        raise ValueError(f"unknown TV kind {kind!r}")
+    if normalization == "mean":
+        return s / image.numel()
+    if normalization == "paper":
+        return s
+    raise ValueError(f"unknown normalization {normalization!r}")
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation (B, C, 1, 1), as used by AdaIN."""
+    f = features.float()
+    mean = f.mean(dim=(2, 3), keepdim=True)
+    std = (f.var(dim=(2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    return mean, std
+
+
+def equal_weights(layers: Sequence[str]) -> dict[str, float]:
+    return {name: 1.0 / len(layers) for name in layers}

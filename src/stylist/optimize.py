@@ -1,0 +1,463 @@
+"""Optimisation-based style transfer (Gatys, Ecker and Bethge, CVPR 2016).
+
+The result image is optimised directly so that its VGG features match the content
+photo at the content layers and the painting's Gram matrices at the style layers:
+``alpha * L_content + beta * L_style + gamma * TV``.
+
+Departures from the paper, each switchable:
+- coarse-to-fine by default: most iterations run at a quarter and half of the final
+  size, a few at full size (``multiscale=False`` gives the paper's single scale);
+- the image starts from the content photo by default (the paper starts from noise:
+  ``init="noise"``);
+- features are taken after the ReLU (``relu4_2``), which is what the paper's Caffe
+  network, whose ReLUs run in place, reports as ``conv4_2``;
+- the paper used a VGG "normalised" so that each filter's mean activation over ImageNet
+  is one, which keeps the five style layers on a comparable footing. The released
+  weights are not normalised (mean activations run from about 15 at relu1_1 to about
+  400 at relu4_1, so relu4_1 would outweigh relu1_1 a hundred-thousandfold). Stylist
+  divides each layer's features by that layer's mean activation over the content
+  photo, a per-layer stand-in for the paper's normalisation (``layer_balance=False``
+  uses the raw activations);
+- on hardware with fast bfloat16 (CUDA, CPUs with AMX) the VGG passes run in bfloat16
+  autocast while the image, Grams and losses stay float32 (``precision="fp32"`` turns it off).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError, NonFiniteLossError
+from .image import ImageLike, fit_size, load_tensor, resize, resize_long_side
+from .losses import NORMALIZATIONS, TV_KINDS, content_loss, gram, style_layer_loss, tv_loss
+from .vgg import POOLING, VGGFeatures, check_layers
+from .weights import SOURCES
+
+OPTIMIZERS = ("lbfgs", "adam", "sgd")
+INITS = ("content", "noise", "style")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.5}
+
+
+@dataclass
+class TransferConfig:
+    """Every option of ``stylist transfer``; the CLI builds its flags from these fields."""
+
+    # Longest side of the result in pixels; None = 512 on a CPU, 1024 on a GPU.
+    size: int | None = None
+    # Optimiser iterations in all, shared out over the scales of the multi-scale schedule.
+    iterations: int = 300
+    # lbfgs (the paper's), adam or sgd.
+    optimizer: str = "lbfgs"
+    # Step size; None = 1.0 for L-BFGS, 0.02 for Adam, 0.5 for SGD (pixels are in [0, 1]).
+    lr: float | None = None
+    # Starting image: content, noise, style, or the path of an image file.
+    init: str = "content"
+    # Seed for the noise start and anything else random.
+    seed: int = 0
+    # auto (cuda, then mps, then cpu), or an explicit torch device such as cpu or cuda:1.
+    device: str = "auto"
+    # Layers whose activations the result must match in the content photo.
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    # Weight of each content layer; None = equal weights summing to 1.
+    content_layer_weights: tuple[float, ...] | None = None
+    # Layers whose Gram matrices the result must match in the painting.
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    # Weight of each style layer; None = 1/n each, as in the paper.
+    style_layer_weights: tuple[float, ...] | None = None
+    # alpha: weight of the content loss.
+    content_weight: float = 1.0
+    # beta: weight of the style loss. With the default normalisation and layer balance, alpha/beta = 1/30
+    # keeps the photo's structure clearly readable under the painting's colours and strokes.
+    style_weight: float = 30.0
+    # gamma: weight of the total-variation smoothness term (0 turns it off).
+    tv_weight: float = 0.0
+    # l1 (anisotropic sum |dx| + |dy|) or l2 (sum of squares).
+    tv: str = "l1"
+    # mean (size-independent, default) or paper (Gatys et al.'s sums); see stylist.losses.
+    normalization: str = "mean"
+    # Divide each layer's features by its mean activation over the content photo, standing
+    # in for the paper's normalised VGG (see the module notes); False = raw activations.
+    layer_balance: bool = True
+    # max (the network's own) or avg (Gatys et al.'s choice for synthesis).
+    pooling: str = "max"
+    # A name from stylist.weights.SOURCES or a path to a weights file.
+    weights: str = "vgg19-caffe"
+    # For a weights file without metadata: caffe or imagenet.
+    weights_preprocessing: str | None = None
+    # Coarse-to-fine schedule (quarter, half, full size); False = one scale only.
+    multiscale: bool = True
+    # The coarsest scale of the schedule is never smaller than this (long side, px).
+    min_scale_size: int = 128
+    # Stop a scale early when the loss improved by less than early_stop_tol (relative)
+    # over early_stop_patience iterations; 0 disables.
+    early_stop_patience: int = 30
+    early_stop_tol: float = 1e-3
+    # auto (bf16 where the hardware is fast at it), fp32 or bf16.
+    precision: str = "auto"
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line) for a value Stylist cannot use."""
+        if self.size is not None and self.size < 16:
+            raise ConfigError(f"--size must be at least 16 pixels; got {self.size}")
+        if self.iterations <= 0:
+            raise ConfigError(f"--iterations must be a positive whole number; got {self.iterations}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{self.optimizer}': use one of {', '.join(OPTIMIZERS)}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"--lr must be a positive number; got {self.lr}")
+        if self.init not in INITS and not Path(self.init).exists():
+            raise ConfigError(f"--init '{self.init}' is neither one of {', '.join(INITS)} nor an existing image file")
+        for name in ("content_weight", "style_weight"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number; got {value}")
+        if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
+            raise ConfigError(f"--tv-weight must be zero or positive; got {self.tv_weight}")
+        for layers, weights, what in (
+            (self.content_layers, self.content_layer_weights, "content"),
+            (self.style_layers, self.style_layer_weights, "style"),
+        ):
+            if not layers:
+                raise ConfigError(f"--{what}-layers needs at least one layer")
+            if weights is not None:
+                if len(weights) != len(layers):
+                    raise ConfigError(f"--{what}-layer-weights has {len(weights)} values for {len(layers)} {what} layers")
+                if any(not (w > 0 and math.isfinite(w)) for w in weights):
+                    raise ConfigError(f"--{what}-layer-weights must all be positive; got {' '.join(map(str, weights))}")
+        if self.tv not in TV_KINDS:
+            raise ConfigError(f"unknown TV kind '{self.tv}': use one of {', '.join(TV_KINDS)}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(f"unknown normalization '{self.normalization}': use one of {', '.join(NORMALIZATIONS)}")
+        if self.pooling not in POOLING:
+            raise ConfigError(f"unknown pooling '{self.pooling}': use one of {', '.join(POOLING)}")
+        if self.weights not in SOURCES and not Path(self.weights).suffix and not Path(self.weights).exists():
+            raise ConfigError(f"unknown weights source '{self.weights}': use one of {', '.join(SOURCES)}, or a path to a weights file")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISIONS)}")
+        if self.min_scale_size < 16:
+            raise ConfigError(f"--min-scale-size must be at least 16; got {self.min_scale_size}")
+        if self.early_stop_patience < 0:
+            raise ConfigError(f"--early-stop-patience must be 0 or more; got {self.early_stop_patience}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    """What the callback receives after every iteration."""
+
+    step: int  # 1-based, counted over all scales
+    total: int  # planned iterations over all scales
+    level: int  # 0-based scale index
+    levels: int
+    size: tuple[int, int]  # (H, W) of the current scale
+    losses: dict[str, float]  # weighted terms: content, style, tv, total
+    elapsed: float  # seconds since the start
+    image: torch.Tensor  # current result (1, 3, h, w) in [0, 1], on the CPU
+
+
+@dataclass
+class TransferResult:
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1], CPU
+    history: list[dict] = field(default_factory=list)  # one row per iteration
+    stopped: str = "done"  # done | early | callback
+    elapsed: float = 0.0
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``result`` holds the image so far at the final size."""
+
+    def __init__(self, result: TransferResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+Callback = Callable[[Progress], "bool | None"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' asked for, but no CUDA GPU is available here: use --device cpu or auto")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device '{name}' asked for, but MPS is not available here: use --device cpu or auto")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name != "auto":
+        return name
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    if device.type == "cpu" and _cpu_has_amx():
+        return "bf16"
+    return "fp32"
+
+
+def _cpu_has_amx() -> bool:
+    # oneDNN runs bf16 convolutions on AMX tiles about 4x faster than fp32 on such CPUs;
+    # without AMX bf16 is slower than fp32, so it is not chosen.
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
+def default_size(device: torch.device) -> int:
+    return 512 if device.type == "cpu" else 1024
+
+
+def plan_scales(final_hw: tuple[int, int], cfg: TransferConfig) -> list[tuple[tuple[int, int], int]]:
+    """[(size, iterations)] from coarse to fine.
+
+    Up to three scales (1/4, 1/2, 1) whose long side stays at or above ``min_scale_size``;
+    iterations are shared 4:2:1 so that most of the work runs where it is cheap.
+    """
+    long_side = max(final_hw)
+    levels = 1
+    if cfg.multiscale:
+        while levels < 3 and long_side / 2**levels >= cfg.min_scale_size:
+            levels += 1
+    shares = [2 ** (levels - 1 - i) for i in range(levels)]
+    iters = [max(1, int(cfg.iterations * s / sum(shares))) for s in shares]
+    iters[-1] += cfg.iterations - sum(iters)  # rounding goes to the final scale
+    iters = [max(1, n) for n in iters]
+    sizes = [fit_size(final_hw[0], final_hw[1], round(long_side / 2 ** (levels - 1 - i))) for i in range(levels)]
+    sizes[-1] = final_hw
+    return list(zip(sizes, iters))
+
+
+def layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
+    if weights is None:
+        return {name: 1.0 / len(layers) for name in layers}
+    return dict(zip(layers, weights))
+
+
+def build_network(cfg: TransferConfig, device: torch.device) -> VGGFeatures:
+    net = VGGFeatures(
+        list(cfg.content_layers) + list(cfg.style_layers),
+        weights=cfg.weights,
+        pooling=cfg.pooling,
+        weights_preprocessing=cfg.weights_preprocessing,
+    )
+    check_layers(cfg.content_layers, net.arch, "content layer")
+    check_layers(cfg.style_layers, net.arch, "style layer")
+    return net.to(device)
+
+
+class Objective:
+    """``alpha * L_content + beta * L_style + gamma * TV`` for one content/style pair at one size.
+
+    ``scales`` (layer -> divisor) is computed from the content photo when not given, and
+    should be passed on from the coarsest scale so that every scale optimises one objective.
+    """
+
+    def __init__(
+        self,
+        net: VGGFeatures,
+        cfg: TransferConfig,
+        content: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        style_blend: Sequence[float] | None = None,
+        precision: str = "fp32",
+        scales: dict[str, float] | None = None,
+    ) -> None:
+        self.net, self.cfg, self.precision = net, cfg, precision
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        net.to(self.dtype, memory_format=torch.channels_last)
+        self.content_w = layer_weights(cfg.content_layers, cfg.content_layer_weights)
+        self.style_w = layer_weights(cfg.style_layers, cfg.style_layer_weights)
+        with torch.no_grad():
+            feats = self.net_features(content)
+            if scales is None:
+                scales = {n: max(float(f.float().mean()), 1e-6) if cfg.layer_balance else 1.0 for n, f in feats.items()}
+            self.scales = scales
+            self.content_targets = {n: feats[n].float() / scales[n] for n in cfg.content_layers}
+            blend = style_blend or [1.0 / len(styles)] * len(styles)
+            self.style_targets: dict[str, torch.Tensor] = {}
+            for style, share in zip(styles, blend):
+                sf = self.net_features(style)
+                for n in cfg.style_layers:
+                    g = self.gram(sf[n], n) * share
+                    self.style_targets[n] = self.style_targets.get(n, 0) + g
+
+    def gram(self, f: torch.Tensor, layer: str) -> torch.Tensor:
+        # Dividing the Gram by scale^2 equals dividing the features by scale, without
+        # an elementwise pass over the largest activations.
+        return gram(f, self.cfg.normalization) / self.scales[layer] ** 2
+
+    def net_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # The network is held in the working dtype and channels-last layout (weights cast
+        # once, not per call as autocast would; oneDNN and cuDNN run fastest in NHWC);
+        # the image itself stays float32 NCHW and is converted on the way in.
+        return self.net(x.to(self.dtype, memory_format=torch.channels_last))
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        feats = self.net_features(x)
+        lc = sum(
+            w * content_loss(feats[n].float() / self.scales[n], self.content_targets[n], cfg.normalization)
+            for n, w in self.content_w.items()
+        )
+        ls = None
+        for n, w in self.style_w.items():
+            _, c, h, wd = feats[n].shape
+            term = w * style_layer_loss(self.gram(feats[n], n), self.style_targets[n], c, h * wd, cfg.normalization)
+            ls = term if ls is None else ls + term
+        terms = {"content": cfg.content_weight * lc, "style": cfg.style_weight * ls}
+        if cfg.tv_weight > 0:
+            terms["tv"] = cfg.tv_weight * tv_loss(x, cfg.tv, cfg.normalization)
+        else:
+            terms["tv"] = torch.zeros((), device=x.device)
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+
+def initial_image(cfg: TransferConfig, content: torch.Tensor, style: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    h, w = content.shape[-2:]
+    if cfg.init == "content":
+        return content.clone()
+    if cfg.init == "noise":
+        # Uniform noise around mid-grey; the paper starts from white noise.
+        return torch.rand(content.shape, generator=generator).to(content.device)
+    if cfg.init == "style":
+        return resize(style, (h, w)).clone()
+    return resize(load_tensor(cfg.init, "--init image").to(content.device), (h, w))
+
+
+def make_optimizer(cfg: TransferConfig, x: torch.Tensor) -> torch.optim.Optimizer:
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
+    if cfg.optimizer == "lbfgs":
+        # One iteration per step() call, so every iteration is seen by the loop (progress,
+        # clamping, early stop, Ctrl-C); the curvature history persists across calls.
+        return torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam([x], lr=lr)
+    return torch.optim.SGD([x], lr=lr, momentum=0.9)
+
+
+def stylize(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    cfg: TransferConfig | None = None,
+    callback: Callback | None = None,
+) -> TransferResult:
+    """Run the optimisation and return the result at the final size.
+
+    ``callback(progress)`` is called after every iteration; returning True stops the run
+    and returns the image so far. Ctrl-C raises :class:`Interrupted` carrying the image so far.
+    """
+    cfg = cfg or TransferConfig()
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    content_t = load_tensor(content, "content")
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    style_ts = [load_tensor(s, "style") for s in styles]
+    net = build_network(cfg, device)
+    final_hw = fit_size(*content_t.shape[-2:], cfg.size or default_size(device))
+    schedule = plan_scales(final_hw, cfg)
+    total = sum(n for _, n in schedule)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    result = TransferResult(image=resize(content_t, final_hw), device=str(device), precision=precision)
+    start = time.perf_counter()
+    step = 0
+    x = None
+    scales = None
+    try:
+        for level, (hw, iters) in enumerate(schedule):
+            c = resize(content_t, hw).to(device)
+            s = [resize_long_side(t, max(hw)).to(device) for t in style_ts]
+            objective = Objective(net, cfg, c, s, precision=precision, scales=scales)
+            scales = objective.scales
+            x = initial_image(cfg, c, s[0], generator) if x is None else resize(x.detach(), hw)
+            x = x.detach().clone().requires_grad_(True)
+            optimizer = make_optimizer(cfg, x)
+            best, since_best = math.inf, 0
+            for _ in range(iters):
+                terms = _iterate(optimizer, objective, x)
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+                step += 1
+                values = {k: float(v) for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in values.values()) or not torch.isfinite(x).all():
+                    raise NonFiniteLossError(
+                        f"the loss became {values['total']} at iteration {step} ({hw[1]}x{hw[0]} px): "
+                        "lower --lr or the loss weights, or use --optimizer lbfgs"
+                    )
+                elapsed = time.perf_counter() - start
+                result.history.append({"step": step, "level": level, "height": hw[0], "width": hw[1], **values, "seconds": elapsed})
+                result.image = x.detach()
+                if callback is not None:
+                    progress = Progress(step, total, level, len(schedule), hw, values, elapsed, x.detach().cpu().clone())
+                    if callback(progress):
+                        result.stopped = "callback"
+                        break
+                if values["total"] < best * (1 - cfg.early_stop_tol):
+                    best, since_best = values["total"], 0
+                else:
+                    since_best += 1
+                if cfg.early_stop_patience and since_best >= cfg.early_stop_patience:
+                    result.stopped = "early"
+                    break
+            if result.stopped == "callback":
+                break
+    except KeyboardInterrupt:
+        result.image = resize(result.image.detach().float().cpu().clamp(0, 1), final_hw)
+        result.elapsed = time.perf_counter() - start
+        raise Interrupted(result) from None
+    result.image = resize(result.image.detach().float().cpu().clamp(0, 1), final_hw)
+    result.elapsed = time.perf_counter() - start
+    return result
+
+
+def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One optimiser iteration; returns the loss terms at the point it started from."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=False)
+        terms = objective(x)
+        terms["total"].backward()
+        if not seen:
+            seen.update({k: v.detach() for k, v in terms.items()})
+        return terms["total"]
+
+    optimizer.step(closure)
+    return seen
+
+
+def evaluate(result: ImageLike, content: ImageLike, style: ImageLike, cfg: TransferConfig | None = None, device: str = "cpu") -> dict[str, float]:
+    """The weighted loss terms of ``result`` at its own size, in float32 (for benchmarks and reports)."""
+    cfg = cfg or TransferConfig()
+    dev = resolve_device(device)
+    x = load_tensor(result).to(dev)
+    hw = tuple(x.shape[-2:])
+    c = resize(load_tensor(content), hw).to(dev)
+    s = resize_long_side(load_tensor(style), max(hw)).to(dev)
+    net = build_network(cfg, dev)
+    with torch.no_grad():
+        terms = Objective(net, cfg, c, [s], precision="fp32")(x)
+    return {k: float(v) for k, v in terms.items()}
+
+
+def config_fields() -> list:
+    return list(fields(TransferConfig))

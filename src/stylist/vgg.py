@@ -1,0 +1,112 @@
+"""VGG-16/19 feature extractor with named layers, shared by every method.
+
+Layer names follow the paper: ``conv{block}_{i}``, ``relu{block}_{i}``, ``pool{block}``.
+The extractor takes RGB images in [0, 1] shaped (B, 3, H, W) and applies the weight
+source's own preprocessing inside, so callers never see BGR or mean pixels. It is
+frozen and stops at the deepest layer asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+from .weights import ARCH_BLOCKS, DEFAULT_SOURCE, PREPROCESSING, LoadedWeights, load_weights
+
+POOLING = ("max", "avg")
+
+
+def layer_names(arch: str = "vgg19") -> list[str]:
+    """Every named layer in network order: conv1_1, relu1_1, ..., pool5."""
+    names = []
+    for b, n in enumerate(ARCH_BLOCKS[arch], start=1):
+        for i in range(1, n + 1):
+            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+        names.append(f"pool{b}")
+    return names
+
+
+def check_layers(layers: Sequence[str], arch: str = "vgg19", what: str = "layer") -> None:
+    valid = layer_names(arch)
+    for name in layers:
+        if name not in valid:
+            raise ConfigError(f"unknown {what} '{name}' for {arch}: valid names are {', '.join(valid)}")
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG returning ``{layer_name: activation}`` for the layers asked for.
+
+    ``pooling="avg"`` replaces max pooling by average pooling, which Gatys et al. found
+    gives slightly smoother results; the weights were trained with max pooling.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[str],
+        weights: str | LoadedWeights = DEFAULT_SOURCE,
+        pooling: str = "max",
+        weights_preprocessing: str | None = None,
+    ) -> None:
+        super().__init__()
+        loaded = weights if isinstance(weights, LoadedWeights) else load_weights(weights, weights_preprocessing)
+        if pooling not in POOLING:
+            raise ConfigError(f"unknown pooling '{pooling}': use one of {', '.join(POOLING)}")
+        self.arch, self.source, self.sha256 = loaded.arch, loaded.source, loaded.sha256
+        check_layers(layers, self.arch)
+        self.layers = tuple(dict.fromkeys(layers))
+        all_names = layer_names(self.arch)
+        self.depth = max(all_names.index(n) for n in self.layers) + 1 if self.layers else 0
+        self.names = all_names[: self.depth]
+
+        pre = PREPROCESSING[loaded.preprocessing]
+        self.bgr = pre["bgr"]
+        self.register_buffer("scale", torch.tensor(pre["scale"]))
+        mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
+        if self.bgr:
+            mean, std = mean.flip(1), std.flip(1)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+        self.convs = nn.ModuleDict()
+        for name in self.names:
+            if name.startswith("conv"):
+                w = loaded.state[f"{name}.weight"]
+                conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+                conv.weight.data.copy_(w)
+                conv.bias.data.copy_(loaded.state[f"{name}.bias"])
+                self.convs[name] = conv
+        self.pooling = pooling
+        self.requires_grad_(False)
+        self.eval()
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] -> what the weights were trained on."""
+        if self.bgr:
+            x = x.flip(1)
+        return (x * self.scale - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        h = self.preprocess(x)
+        wanted = set(self.layers)
+        for name in self.names:
+            if name.startswith("conv"):
+                h = self.convs[name](h)
+            elif name.startswith("relu"):
+                # In place unless the caller asked for the conv output just before it.
+                h = F.relu(h, inplace=f"conv{name[4:]}" not in wanted)
+            elif self.pooling == "max":
+                h = F.max_pool2d(h, 2, 2)
+            else:
+                h = F.avg_pool2d(h, 2, 2)
+            if name in wanted:
+                out[name] = h
+        return out
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        return super().train(False)  # always frozen: no dropout or batch norm, but keep eval semantics
