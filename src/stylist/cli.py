@@ -153,13 +153,14 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             raise StylistError(f"{existing[0]}: intermediate images from an earlier run are in the way; pass --overwrite or choose another -o")
 
     bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.iterations, unit="it", dynamic_ncols=True, file=sys.stderr)
     final_hw: list[tuple[int, int]] = []
 
     def callback(p: Progress) -> None:
+        nonlocal bar
+        if bar is None and not args.quiet:  # created late so that a setup error prints alone
+            from tqdm import tqdm
+
+            bar = tqdm(total=p.total, unit="it", dynamic_ncols=True, file=sys.stderr)
         if bar is not None:
             bar.total = p.total
             bar.set_description(f"{p.size[1]}x{p.size[0]} ({p.level + 1}/{p.levels})")

@@ -63,7 +63,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         return Image.alpha_composite(background, rgba).convert("RGB")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)
-        arr = (arr / (65535.0 if arr.max() > 255 else 255.0) * 255.0).round().clip(0, 255).astype(np.uint8)
+        # I;16 is 16-bit whatever its values (a dark one must stay dark); plain I may hold 8-bit values.
+        full = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = (arr / full * 255.0).round().clip(0, 255).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
     return im.convert("RGB")
 
@@ -71,7 +73,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float32 (1, 3, H, W) in [0, 1]."""
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def to_pil(t: torch.Tensor) -> Image.Image:
@@ -147,15 +149,17 @@ def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, overwri
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it or choose another name")
     if fmt == "JPEG":
         params.setdefault("quality", 95)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
-    os.close(fd)
-    try:
+    tmp = None
+    try:  # creating the temporary file fails too for a missing or read-only folder
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
+        os.close(fd)
+        _plain_permissions(tmp)
         img.save(tmp, format=fmt, **params)
         os.replace(tmp, path)
     except OSError as err:
         raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
@@ -164,6 +168,7 @@ def write_atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write any small file (CSV, JSON) atomically."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    _plain_permissions(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -172,3 +177,10 @@ def write_atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _plain_permissions(path: str) -> None:
+    """mkstemp makes 0600 files; a result should get the usual 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

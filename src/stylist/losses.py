@@ -22,6 +22,11 @@ NORMALIZATIONS = ("mean", "paper")
 TV_KINDS = ("l1", "l2")
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision features are widened to float32 for the sums; float64 stays float64."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def gram(features: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
     """Gram matrix (B, C, C) of features (B, C, H, W), returned as float32.
 
@@ -32,10 +37,10 @@ def gram(features: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
     if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
         # (B, H*W, C) is a view of channels-last memory: no copy before the product.
         f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        g = torch.bmm(f.transpose(1, 2), f).float()
+        g = _wide(torch.bmm(f.transpose(1, 2), f))
     else:
         f = features.reshape(b, c, h * w)
-        g = torch.bmm(f, f.transpose(1, 2)).float()
+        g = _wide(torch.bmm(f, f.transpose(1, 2)))
     if normalization == "mean":
         g = g / (c * h * w)
     elif normalization != "paper":
@@ -44,7 +49,7 @@ def gram(features: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
-    diff = features.float() - target.float()
+    diff = _wide(features) - _wide(target)
     if normalization == "paper":
         return 0.5 * diff.pow(2).sum()
     if normalization == "mean":
@@ -106,7 +111,7 @@ def tv_loss(image: torch.Tensor, kind: str = "l1", normalization: str = "mean") 
 
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation (B, C, 1, 1), as used by AdaIN."""
-    f = features.float()
+    f = _wide(features)
     mean = f.mean(dim=(2, 3), keepdim=True)
     std = (f.var(dim=(2, 3), keepdim=True, unbiased=False) + eps).sqrt()
     return mean, std

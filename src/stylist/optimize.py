@@ -41,7 +41,7 @@ from .weights import SOURCES
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 INITS = ("content", "noise", "style")
 PRECISIONS = ("auto", "fp32", "bf16")
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.5}
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 3e-6}
 
 
 @dataclass
@@ -54,7 +54,8 @@ class TransferConfig:
     iterations: int = 300
     # lbfgs (the paper's), adam or sgd.
     optimizer: str = "lbfgs"
-    # Step size; None = 1.0 for L-BFGS, 0.02 for Adam, 0.5 for SGD (pixels are in [0, 1]).
+    # Step size; None = 1.0 for L-BFGS, 0.02 for Adam (pixels are in [0, 1]), 3e-6 for SGD
+    # (momentum 0.9, on the gradient times the pixel count, so it holds at every size).
     lr: float | None = None
     # Starting image: content, noise, style, or the path of an image file.
     init: str = "content"
@@ -389,7 +390,8 @@ def stylize(
             objective = Objective(net, cfg, c, s, precision=precision, scales=scales)
             scales = objective.scales
             x = initial_image(cfg, c, s[0], generator) if x is None else resize(x.detach(), hw)
-            x = x.detach().clone().requires_grad_(True)
+            # A plain NCHW leaf: L-BFGS flattens the gradient with view(), which needs it.
+            x = x.detach().contiguous().requires_grad_(True)
             optimizer = make_optimizer(cfg, x)
             best, since_best = math.inf, 0
             for _ in range(iters):
@@ -437,6 +439,11 @@ def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Te
         optimizer.zero_grad(set_to_none=False)
         terms = objective(x)
         terms["total"].backward()
+        if isinstance(optimizer, torch.optim.SGD):
+            # The 'mean' losses give per-pixel gradients that shrink with the pixel count;
+            # plain SGD would need a new step size at every scale. Scaling by H*W makes one
+            # step size fit all sizes (Adam and L-BFGS adapt on their own).
+            x.grad.mul_(x.shape[-1] * x.shape[-2])
         if not seen:
             seen.update({k: v.detach() for k, v in terms.items()})
         return terms["total"]

@@ -1,0 +1,111 @@
+"""Analytic checks of the loss functions: known tensors, hand computations, gradients."""
+
+import pytest
+import torch
+
+from stylist.losses import content_loss, gram, mean_std, style_layer_loss, style_loss, tv_loss
+
+
+def test_gram_of_known_tensor():
+    # Two channels over four positions: rows (1, 2, 0, 1) and (0, 1, 1, 1).
+    f = torch.tensor([[1.0, 2.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]]).view(1, 2, 2, 2)
+    expected = torch.tensor([[6.0, 3.0], [3.0, 3.0]])
+    assert torch.allclose(gram(f, "paper")[0], expected)
+    assert torch.allclose(gram(f, "mean")[0], expected / (2 * 2 * 2))
+
+
+def test_gram_channels_last_matches_contiguous():
+    f = torch.randn(2, 5, 7, 3)
+    assert torch.allclose(gram(f.contiguous(memory_format=torch.channels_last)), gram(f), atol=1e-6)
+
+
+def test_gram_is_symmetric_and_batched():
+    f = torch.randn(3, 4, 5, 6)
+    g = gram(f, "paper")
+    assert g.shape == (3, 4, 4)
+    assert torch.allclose(g, g.transpose(1, 2))
+    assert torch.allclose(g[1], f[1].reshape(4, -1) @ f[1].reshape(4, -1).T, atol=1e-5)
+
+
+def test_content_loss_both_normalisations_by_hand():
+    f = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2)
+    p = torch.tensor([1.0, 0.0, 3.0, 1.0]).view(1, 1, 2, 2)
+    # differences 0, 2, 0, 3 -> squares sum to 13
+    assert content_loss(f, p, "paper").item() == pytest.approx(0.5 * 13)
+    assert content_loss(f, p, "mean").item() == pytest.approx(13 / 4)
+
+
+def test_style_layer_loss_both_normalisations_by_hand():
+    f = torch.tensor([[1.0, 2.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]]).view(1, 2, 2, 2)
+    a = torch.zeros(1, 2, 2, 2)
+    n, m = 2, 4
+    g_paper = gram(f, "paper")
+    sq = (g_paper**2).sum().item()  # 36 + 9 + 9 + 9 = 63
+    assert sq == pytest.approx(63)
+    paper = style_layer_loss(g_paper, gram(a, "paper"), n, m, "paper").item()
+    assert paper == pytest.approx(63 / (4 * n**2 * m**2))
+    mean = style_layer_loss(gram(f, "mean"), gram(a, "mean"), n, m, "mean").item()
+    assert mean == pytest.approx(63 / (n * m) ** 2)
+    # The two style normalisations differ by the constant 4 (E_l = 1/4 ||G/NM - A/NM||^2).
+    assert paper == pytest.approx(mean / 4)
+
+
+def test_style_loss_weights_layers():
+    feats = {"a": torch.randn(1, 3, 4, 4), "b": torch.randn(1, 5, 2, 2)}
+    targets = {k: gram(torch.randn_like(v)) for k, v in feats.items()}
+    la = style_loss(feats, targets, {"a": 1.0})
+    lb = style_loss(feats, targets, {"b": 1.0})
+    both = style_loss(feats, targets, {"a": 0.25, "b": 2.0})
+    assert both.item() == pytest.approx(0.25 * la.item() + 2.0 * lb.item(), rel=1e-5)
+
+
+def test_tv_of_checkerboard():
+    h, w = 6, 8
+    board = ((torch.arange(h).view(-1, 1) + torch.arange(w).view(1, -1)) % 2).float()
+    img = board.expand(1, 3, h, w)
+    # Every horizontal neighbour pair differs by 1: h*(w-1) per channel; vertical: (h-1)*w.
+    pairs = 3 * (h * (w - 1) + (h - 1) * w)
+    assert tv_loss(img, "l1", "paper").item() == pytest.approx(pairs)
+    assert tv_loss(img, "l2", "paper").item() == pytest.approx(pairs)
+    assert tv_loss(img, "l1", "mean").item() == pytest.approx(pairs / img.numel())
+    assert tv_loss(0.5 * img, "l2", "paper").item() == pytest.approx(0.25 * pairs)
+    assert tv_loss(torch.full((1, 3, h, w), 0.3), "l1").item() == 0.0
+
+
+def test_mean_std():
+    x = torch.tensor([1.0, 3.0, 5.0, 7.0]).view(1, 1, 2, 2)
+    mean, std = mean_std(x, eps=0.0)
+    assert mean.item() == pytest.approx(4.0)
+    assert std.item() == pytest.approx(5.0**0.5)
+
+
+@pytest.mark.parametrize("normalization", ["paper", "mean"])
+@pytest.mark.parametrize("tv", ["l1", "l2"])
+def test_gradients_match_finite_differences(normalization, tv):
+    torch.manual_seed(0)
+    x = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    p = torch.rand(1, 2, 3, 3, dtype=torch.float64)
+    target = gram(torch.rand(1, 2, 3, 3, dtype=torch.float64), normalization)
+    assert target.dtype == torch.float64
+
+    def total(t):
+        return (
+            content_loss(t, p, normalization)
+            + style_layer_loss(gram(t, normalization), target, 2, 9, normalization)
+            + tv_loss(t, tv, normalization)
+        )
+
+    assert torch.autograd.gradcheck(total, (x,), eps=1e-6, atol=1e-6)
+
+
+def test_size_invariance_of_mean_normalisation():
+    """Upsampling an image leaves 'mean' losses (nearly) unchanged but grows 'paper' content."""
+    torch.manual_seed(0)
+    f = torch.rand(1, 4, 8, 8)
+    p = torch.rand(1, 4, 8, 8)
+    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")  # noqa: E731
+    assert content_loss(up(f), up(p), "mean").item() == pytest.approx(content_loss(f, p, "mean").item(), rel=1e-5)
+    assert content_loss(up(f), up(p), "paper").item() == pytest.approx(4 * content_loss(f, p, "paper").item(), rel=1e-5)
+    small = style_layer_loss(gram(f), gram(p), 4, 64, "mean").item()
+    big = style_layer_loss(gram(up(f)), gram(up(p)), 4, 256, "mean").item()
+    assert big == pytest.approx(small, rel=1e-4)
