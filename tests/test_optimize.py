@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from stylist import TransferConfig, stylize, transfer
 from stylist.errors import ConfigError, NonFiniteLossError
-from stylist.image import load_tensor, resize_long_side
-from stylist.optimize import Interrupted, Objective, build_network, evaluate, plan_scales
+from stylist.image import load_tensor, resize
+from stylist.optimize import Interrupted, Objective, build_network, plan_scales
 
 
 def luminance(x):
@@ -119,7 +119,7 @@ def test_early_stop(content64, style64):
 def test_tv_weight_smooths(content64, style64):
     rough = stylize(content64, style64, single(iterations=60, init="noise")).image
     smooth = stylize(content64, style64, single(iterations=60, init="noise", tv_weight=50.0)).image
-    tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()  # noqa: E731
+    tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
     assert tv(smooth) < 0.8 * tv(rough)
 
 
@@ -163,24 +163,26 @@ def test_api_transfer_returns_pil_and_accepts_paths(content_path, style_path):
         transfer(content_path, style_path, sizee=48)
 
 
-def test_same_weights_balance_the_terms_alike_at_two_sizes(content_path, style_path):
-    """Under the default normalisation the content/style balance does not drift with size.
+def _departure(content_path, style_path, size: int, **options) -> float:
+    """RMS pixel change a transfer makes to the photo: how strongly the style took over."""
+    result = stylize(content_path, style_path, TransferConfig(size=size, iterations=60, multiscale=False, **options)).image
+    photo = resize(load_tensor(content_path), tuple(result.shape[-2:]))
+    return float((result - photo).pow(2).mean().sqrt())
 
-    A result made at 64 px is scored at 64 and at 128 px: with 'mean' the ratio of the terms
-    stays within a factor 1.5; with 'paper' the content term grows with the pixel count.
+
+def test_same_weights_look_alike_at_two_sizes(content_path, style_path):
+    """Under the default 'mean' normalisation, doubling the size keeps the content/style balance.
+
+    Departure from the photo changes by less than a third between 64 and 128 px. Under 'paper'
+    the content term grows with the pixel count while the style term does not, so the same
+    weights give a result four times closer to the photo at twice the size (measured 0.24);
+    that is what the check against 'paper' shows the measure can see.
     """
-    result = stylize(content_path, style_path, TransferConfig(size=64, iterations=60, multiscale=False)).image
-    ratios = {}
-    for norm in ("mean", "paper"):
-        cfg = TransferConfig(normalization=norm)
-        r = []
-        for size in (64, 128):
-            img = resize_long_side(result, size)
-            terms = evaluate(img, content_path, style_path, cfg)
-            r.append(terms["content"] / terms["style"])
-        ratios[norm] = r[1] / r[0]
-    assert 1 / 1.5 < ratios["mean"] < 1.5, ratios
-    assert ratios["paper"] > 2.5, ratios
+    mean = _departure(content_path, style_path, 128) / _departure(content_path, style_path, 64)
+    assert 0.75 < mean < 1.33, mean
+    paper = _departure(content_path, style_path, 128, normalization="paper", style_weight=1e3)
+    paper /= _departure(content_path, style_path, 64, normalization="paper", style_weight=1e3)
+    assert paper < 0.5, paper
 
 
 def test_layer_balance_evens_out_the_style_layers(content64, style64):
@@ -196,3 +198,20 @@ def test_layer_balance_evens_out_the_style_layers(content64, style64):
         per = [float(style_layer_loss(obj.gram(feats[n], n), obj.style_targets[n], 1, 1)) for n in cfg.style_layers]
         ratio = max(per) / min(per)
         assert (ratio < spread) if balance else (ratio > spread), (balance, per)
+
+
+def test_blow_up_guard_returns_to_the_lowest_point(content64, style64):
+    """Shallow style layers with average pooling make plain L-BFGS leap uphill at its second step
+    (a 75x jump, seen without the guard). After each leap the run resumes from the lowest point
+    with a smaller step, and ends far below where it started."""
+    cfg = single(iterations=20, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1"), pooling="avg", precision="fp32")
+    totals = [h["total"] for h in stylize(content64, style64, cfg).history]
+    lowest = totals[0]
+    leaps = 0
+    for before, after in zip(totals, totals[1:]):
+        lowest = min(lowest, before)
+        if before > 2 * lowest:  # a leap: the next iteration starts back at (or below) the lowest point
+            leaps += 1
+            assert after <= lowest * 1.001, totals
+    assert leaps >= 1, totals  # the case does exercise the guard
+    assert totals[-1] < 0.1 * totals[0], totals

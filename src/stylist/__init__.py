@@ -4,5 +4,5 @@ from .api import transfer
 from .errors import StylistError
 from .optimize import Progress, TransferConfig, TransferResult, stylize
 
-__all__ = ["transfer", "stylize", "TransferConfig", "TransferResult", "Progress", "StylistError"]
+__all__ = ["Progress", "StylistError", "TransferConfig", "TransferResult", "stylize", "transfer"]
 __version__ = "0.1.0"

@@ -21,8 +21,17 @@ from pathlib import Path
 from . import __version__
 from .errors import NonFiniteLossError, StylistError
 from .image import check_output_path, open_image, resize, save_image, write_atomic_bytes
-from .optimize import INITS, OPTIMIZERS, PRECISIONS, Interrupted, Progress, TransferConfig, TransferResult, stylize
 from .losses import NORMALIZATIONS, TV_KINDS
+from .optimize import (
+    INITS,
+    OPTIMIZERS,
+    PRECISIONS,
+    Interrupted,
+    Progress,
+    TransferConfig,
+    TransferResult,
+    stylize,
+)
 from .vgg import POOLING
 from .weights import SOURCES
 

@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
-from .weights import ARCH_BLOCKS, DEFAULT_SOURCE, PREPROCESSING, LoadedWeights, load_weights
+from .weights import (
+    ARCH_BLOCKS,
+    DEFAULT_SOURCE,
+    PREPROCESSING,
+    LoadedWeights,
+    load_weights,
+)
 
 POOLING = ("max", "avg")
 
@@ -108,5 +114,5 @@ class VGGFeatures(nn.Module):
                 out[name] = h
         return out
 
-    def train(self, mode: bool = True) -> "VGGFeatures":
+    def train(self, mode: bool = True) -> VGGFeatures:
         return super().train(False)  # always frozen: no dropout or batch norm, but keep eval semantics
