@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -380,6 +381,8 @@ def main() -> None:
         "device": device_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        # Other work on the machine skews every number here; the load average shows whether there was any.
+        "loadavg_at_start": os.getloadavg(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
         "content": str(CONTENT.relative_to(ROOT)),
@@ -392,6 +395,7 @@ def main() -> None:
         print(json.dumps(report["per_iteration"][-1]), flush=True)
     if args.quality_size:
         report["time_to_quality"] = time_to_quality(args.quality_size, args, device)
+    report["loadavg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
