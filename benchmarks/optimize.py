@@ -14,7 +14,7 @@ Two measurements:
    iterations and its final loss L_ref, against the wall time our default schedule
    (multi-scale, default precision) needs to first reach L_ref -> goal <= T_ref / 3.
 
-Run: python benchmarks/optimize.py   (several minutes on a CPU)
+Run: python benchmarks/optimize.py   (about 12 minutes on a 2-core CPU; results table in docs/benchmarks.md)
 Smoke: python benchmarks/optimize.py --sizes 128 --quality-size 128 --steps 20 --iterations 30 --out /tmp/o.json
 """
 
