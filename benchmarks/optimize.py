@@ -289,7 +289,7 @@ def ours_to(cfg: TransferConfig, target: float, score, device: torch.device) -> 
         "stopped": result.stopped,
         "wall_s": wall,
         "final_loss": evaluate(result.image, str(CONTENT), str(STYLE), cfg, str(device))["total"],
-        # The loop's own last loss: its precision, and the layer scales of its first scale.
+        # The loop's own last loss, in its own precision (the objective is evaluate()'s).
         "final_loss_in_loop": result.history[-1]["total"],
         "reached_textbook_loss": reached,
     }
