@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import asdict
 
 from PIL import Image
 
 from .errors import ConfigError
 from .image import ImageLike, to_pil
 from .optimize import Callback, TransferConfig, stylize
+from .presets import preset_config
 
 
 def transfer(
@@ -17,23 +18,24 @@ def transfer(
     style: ImageLike | Sequence[ImageLike],
     config: TransferConfig | None = None,
     callback: Callback | None = None,
+    *,
+    masks: Sequence[ImageLike] | None = None,
+    preset: str | None = None,
     **options,
 ) -> Image.Image:
     """Render ``content`` in the style of ``style`` and return a PIL image.
 
-    ``content`` and ``style`` may be paths, PIL images or RGB tensors in [0, 1].
-    Keyword ``options`` are fields of :class:`TransferConfig` (``size=384``,
-    ``optimizer="adam"`` ...) and override ``config``. ``callback(progress)`` is called
-    after every iteration with the step, the loss terms and the current image;
-    returning True stops early.
+    ``content`` and ``style`` may be paths, PIL images or RGB tensors in [0, 1]; ``style``
+    may be a list of paintings, blended by ``style_weights`` or, with ``masks`` (one soft
+    mask per painting), each painting styling its own region of the photo.
+    ``preset`` names a recipe from :data:`stylist.presets.PRESETS` (or pass a ``config``);
+    keyword ``options`` are fields of :class:`TransferConfig` (``size=384``,
+    ``optimizer="adam"`` ...) and override either. ``callback(progress)`` is called after every
+    iteration with the step, the loss terms and the current image; returning True stops early.
     """
-    cfg = config or TransferConfig()
-    known = {f.name for f in fields(TransferConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}: see stylist.TransferConfig for the list")
-    for key in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"):
-        if key in options and options[key] is not None:
-            options[key] = tuple(options[key])
-    cfg = replace(cfg, **options)
-    return to_pil(stylize(content, style, cfg, callback).image)
+    if preset is not None and config is not None:
+        raise ConfigError("give either a config or a preset (with options), not both")
+    base = asdict(config) if config is not None else {}
+    cfg = preset_config(preset, **{**base, **options})
+    result = stylize(content, style, cfg, callback, masks=masks)
+    return to_pil(result.image, result.alpha)  # RGBA when the content had transparency

@@ -15,13 +15,27 @@ import re
 import sys
 import time
 import typing
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import __version__
-from .errors import NonFiniteLossError, StylistError
-from .image import check_output_path, open_image, resize, save_image, write_atomic_bytes
+from .color import COLOR_MODES
+from .errors import NonFiniteLossError, StylistError, StylistWarning
+from .image import (
+    alpha_note,
+    check_output_path,
+    load_tensor,
+    open_image,
+    read_picture,
+    resize,
+    save_image,
+    write_atomic_bytes,
+)
 from .losses import NORMALIZATIONS, TV_KINDS
+from .masks import load_masks
 from .optimize import (
     INITS,
     OPTIMIZERS,
@@ -32,6 +46,7 @@ from .optimize import (
     TransferResult,
     stylize,
 )
+from .presets import PRESETS, preset_config
 from .vgg import POOLING
 from .weights import SOURCES
 
@@ -41,9 +56,10 @@ CHOICES = {
     "normalization": NORMALIZATIONS,
     "tv": TV_KINDS,
     "precision": PRECISIONS,
+    "preserve_color": COLOR_MODES,
 }
 # Short spellings people expect for the loss weights.
-ALIASES = {"content_weight": ["--alpha"], "style_weight": ["--beta"], "tv_weight": ["--gamma"]}
+ALIASES = {"content_weight": ["--alpha"], "style_weight": ["--beta"], "tv_weight": ["--gamma"], "preserve_color": ["--preserve-colour"]}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -107,12 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transfer", help="optimise an image (Gatys et al.): best quality, any style", description="Render CONTENT in the style of STYLE by optimisation (Gatys et al. 2016).")
     t.add_argument("content", metavar="CONTENT", help="the photograph")
-    t.add_argument("style", metavar="STYLE", help="the painting")
+    t.add_argument("style", metavar="STYLE", nargs="+", help="the painting (several: a blend, see --style-weights, or one per --mask region)")
     t.add_argument("-o", "--output", required=True, metavar="OUT", help="result image (.png .jpg .webp .tif .bmp)")
     t.add_argument("--overwrite", action="store_true", help="replace OUT (and numbered intermediates) if they exist")
     t.add_argument("--save-every", type=int, default=0, metavar="N", help="also write OUT_stepNNNN.png every N iterations")
     t.add_argument("--history", metavar="FILE.csv", help="write the loss history as CSV and a plot FILE.png beside it")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    # An option of the file written, not of the optimisation: the core returns float tensors.
+    t.add_argument("--depth", type=int, choices=(8, 16), default=8, help="bits per channel of OUT: 16 for .png or .tif [default: 8]")
+    t.add_argument("--mask", nargs="+", metavar="MASK", help="one grey-level mask per STYLE, at the photo's size: white = that painting, black = not; where all are black the photo is kept")
+    t.add_argument("--preset", choices=list(PRESETS), help="a classic recipe (see the README); explicit options override it")
     add_config_arguments(t, TransferConfig)
     t.set_defaults(run=cmd_transfer)
 
@@ -128,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args)
+        with _one_line_warnings():
+            return args.run(args)
     except StylistError as err:
         print(f"stylist: error: {err}", file=sys.stderr)
         return 1 if isinstance(err, NonFiniteLossError) else 2
@@ -137,12 +158,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Stylist's warnings as one line each on stderr ("stylist: warning: ..."), each message once."""
+    shown: set[str] = set()
+
+    with warnings.catch_warnings():
+        original = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            if not issubclass(category, StylistWarning):
+                return original(message, category, filename, lineno, file, line)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"stylist: warning: {message}", file=sys.stderr)
+
+        warnings.simplefilter("always", StylistWarning)
+        warnings.showwarning = show
+        yield
+
+
 def config_from_args(args: argparse.Namespace) -> TransferConfig:
     given = {f.name: getattr(args, f.name) for f in fields(TransferConfig) if hasattr(args, f.name)}
     for key, value in given.items():
         if isinstance(value, list):
             given[key] = tuple(value)
-    return TransferConfig(**given)
+    return preset_config(getattr(args, "preset", None), **given)
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -150,12 +191,17 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     cfg.validate()
     if args.save_every < 0:
         raise StylistError(f"--save-every must be 0 or a positive number; got {args.save_every}")
-    out = check_output_path(args.output, [args.content, args.style], args.overwrite)
+    out = check_output_path(args.output, [args.content, *args.style, *(args.mask or [])], args.overwrite, depth=args.depth)
     history = _check_history(args.history, out, args.overwrite)
-    # Read both images up front: a bad input is reported before any work or file.
-    content, style = open_image(args.content, "content"), open_image(args.style, "style")
+    # Read every image up front: a bad input is reported before any work or file.
+    content = read_picture(args.content, "content", cfg.max_pixels)  # full precision, alpha set aside
+    styles = [load_tensor(path, "style", cfg.max_pixels) for path in args.style]
+    masks = load_masks(args.mask, len(styles), content.size)
     if cfg.init not in INITS:
-        open_image(cfg.init, "--init")
+        open_image(cfg.init, "--init", cfg.max_pixels)
+    dropped = alpha_note(out) if content.alpha is not None else None
+    if dropped:  # said before the run rather than after it
+        warnings.warn(dropped, StylistWarning)
     if args.save_every and not args.overwrite:
         existing = sorted(out.parent.glob(f"{out.stem}_step[0-9][0-9][0-9][0-9]{out.suffix}"))
         if existing:
@@ -178,15 +224,15 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         if args.save_every and p.step % args.save_every == 0:
             path = out.with_name(f"{out.stem}_step{p.step:04d}{out.suffix}")
             image = resize(p.image, final_hw[0]) if final_hw else p.image
-            save_image(image, path, overwrite=True)
+            save_image(image, path, overwrite=True, depth=args.depth, alpha=content.alpha_at(tuple(image.shape[-2:])))
 
-    from .image import fit_size, to_tensor
+    from .image import fit_size
     from .optimize import default_size, resolve_device
 
-    final_hw.append(fit_size(content.height, content.width, cfg.size or default_size(resolve_device(cfg.device))))
+    final_hw.append(fit_size(*content.size, cfg.size or default_size(resolve_device(cfg.device))))
     start = time.perf_counter()
     try:
-        result = stylize(to_tensor(content), to_tensor(style), cfg, callback)
+        result = stylize(content, styles, cfg, callback, masks=masks)
     except Interrupted as stop:
         if bar is not None:
             bar.close()
@@ -220,7 +266,7 @@ def _check_history(history: str | None, out: Path, overwrite: bool) -> Path | No
 
 
 def _finish(result: TransferResult, out: Path, history: Path | None, args: argparse.Namespace) -> None:
-    save_image(result.image, out, overwrite=args.overwrite)
+    save_image(result.image, out, overwrite=args.overwrite, depth=args.depth, alpha=result.alpha)
     if history is not None and result.history:
         write_history(result.history, history)
 

@@ -25,3 +25,7 @@ class ConfigError(StylistError):
 
 class NonFiniteLossError(StylistError):
     """The loss became NaN or infinite during optimisation."""
+
+
+class StylistWarning(UserWarning):
+    """Something the user should know but that does not stop the run (the CLI prints it on one line)."""

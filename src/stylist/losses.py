@@ -48,6 +48,25 @@ def gram(features: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
     return g
 
 
+def layer_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A soft mask (B, 1, H, W) in [0, 1] averaged down to a layer's (h, w)."""
+    return torch.nn.functional.adaptive_avg_pool2d(_wide(mask), size)
+
+
+def masked_gram(features: torch.Tensor, mask: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
+    """Gram matrix of the features inside a soft region (Gatys et al. 2017, spatial control).
+
+    ``mask`` (B, 1, h, w) at the features' size weights every position: G = (F m)(F m)^T.
+    The result is scaled by ``h*w / sum(m^2)`` so that it is the region's Gram per unit
+    area, comparable with a whole painting's Gram under either normalisation; a mask of
+    ones gives :func:`gram` exactly. An empty region gives zeros.
+    """
+    _, _, h, w = features.shape
+    g = gram(features * mask.to(features.dtype), normalization)
+    area = mask.float().pow(2).sum(dim=(1, 2, 3)).view(-1, 1, 1)
+    return g * (h * w / area.clamp_min(1e-8))
+
+
 def content_loss(features: torch.Tensor, target: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
     diff = _wide(features) - _wide(target)
     if normalization == "paper":

@@ -27,21 +27,32 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 
+from .color import COLOR_MODES, prepare_colors, with_chroma
 from .errors import ConfigError, NonFiniteLossError
-from .image import ImageLike, fit_size, load_tensor, resize, resize_long_side
+from .image import (
+    ImageLike,
+    fit_size,
+    load_tensor,
+    read_picture,
+    resize,
+    resize_long_side,
+)
 from .losses import (
     NORMALIZATIONS,
     TV_KINDS,
     content_loss,
     gram,
+    layer_mask,
+    masked_gram,
     style_layer_loss,
     tv_loss,
 )
+from .masks import load_masks
 from .vgg import POOLING, VGGFeatures, check_layers
 from .weights import SOURCES
 
@@ -80,6 +91,16 @@ class TransferConfig:
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     # Weight of each style layer; None = 1/n each, as in the paper.
     style_layer_weights: tuple[float, ...] | None = None
+    # Share of each painting in a blend of several styles; None = equal shares. Normalised to
+    # sum to 1. With masks, each region's style term is multiplied by its painting's share
+    # relative to the mean share.
+    style_weights: tuple[float, ...] | None = None
+    # Size of the paintings relative to the result (long side to long side): 2 paints with
+    # brush strokes twice as big, 0.5 half as big.
+    style_scale: float = 1.0
+    # Keep the photo's colours: none, luminance (transfer luminance only and keep the photo's
+    # chroma) or histogram (recolour the paintings to the photo's colour statistics first).
+    preserve_color: str = "none"
     # alpha: weight of the content loss.
     content_weight: float = 1.0
     # beta: weight of the style loss. With the default normalisation and layer balance, alpha/beta = 1/30
@@ -110,6 +131,9 @@ class TransferConfig:
     early_stop_tol: float = 1e-3
     # auto (bf16 where the hardware is fast at it), fp32 or bf16.
     precision: str = "auto"
+    # Refuse input images with more pixels than this (a guard against decompression bombs);
+    # None = Pillow's limit, Image.MAX_IMAGE_PIXELS (about 89.5 million).
+    max_pixels: int | None = None
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for a value Stylist cannot use."""
@@ -140,6 +164,14 @@ class TransferConfig:
                     raise ConfigError(f"--{what}-layer-weights has {len(weights)} values for {len(layers)} {what} layers")
                 if any(not (w > 0 and math.isfinite(w)) for w in weights):
                     raise ConfigError(f"--{what}-layer-weights must all be positive; got {' '.join(map(str, weights))}")
+        if self.style_weights is not None and any(not (w >= 0 and math.isfinite(w)) for w in self.style_weights):
+            raise ConfigError(f"--style-weights must be zero or positive; got {' '.join(map(str, self.style_weights))}")
+        if self.style_weights is not None and not sum(self.style_weights) > 0:
+            raise ConfigError("--style-weights must not all be zero")
+        if not (self.style_scale > 0 and math.isfinite(self.style_scale)):
+            raise ConfigError(f"--style-scale must be a positive number; got {self.style_scale}")
+        if self.preserve_color not in COLOR_MODES:
+            raise ConfigError(f"unknown --preserve-color '{self.preserve_color}': use one of {', '.join(COLOR_MODES)}")
         if self.tv not in TV_KINDS:
             raise ConfigError(f"unknown TV kind '{self.tv}': use one of {', '.join(TV_KINDS)}")
         if self.normalization not in NORMALIZATIONS:
@@ -154,6 +186,8 @@ class TransferConfig:
             raise ConfigError(f"--min-scale-size must be at least 16; got {self.min_scale_size}")
         if self.early_stop_patience < 0:
             raise ConfigError(f"--early-stop-patience must be 0 or more; got {self.early_stop_patience}")
+        if self.max_pixels is not None and self.max_pixels <= 0:
+            raise ConfigError(f"--max-pixels must be a positive number of pixels; got {self.max_pixels}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,6 +215,7 @@ class TransferResult:
     elapsed: float = 0.0
     device: str = "cpu"
     precision: str = "fp32"
+    alpha: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]: the content's transparency; None when opaque
 
 
 class Interrupted(KeyboardInterrupt):
@@ -289,23 +324,36 @@ class Objective:
         style_blend: Sequence[float] | None = None,
         precision: str = "fp32",
         scales: dict[str, float] | None = None,
+        masks: Sequence[torch.Tensor] | None = None,
     ) -> None:
         self.net, self.cfg, self.precision = net, cfg, precision
         self.dtype = working_dtype(precision)
         net.to(self.dtype, memory_format=torch.channels_last)
         self.content_w = layer_weights(cfg.content_layers, cfg.content_layer_weights)
         self.style_w = layer_weights(cfg.style_layers, cfg.style_layer_weights)
+        shares = torch.tensor(list(style_blend or [1.0] * len(styles)), dtype=torch.float64)
+        shares = shares / shares.sum()
         with torch.no_grad():
             feats = self.net_features(content)
             self.scales = scales if scales is not None else _balance(feats, cfg)
             self.content_targets = {n: feats[n].float() / self.scales[n] for n in cfg.content_layers}
-            blend = style_blend or [1.0 / len(styles)] * len(styles)
-            self.style_targets: dict[str, torch.Tensor] = {}
-            for style, share in zip(styles, blend):
-                sf = self.net_features(style)
-                for n in cfg.style_layers:
-                    g = self.gram(sf[n], n) * share
-                    self.style_targets[n] = self.style_targets.get(n, 0) + g
+            grams = [self._style_grams(style) for style in styles]
+        if masks is None:
+            # A blend is one target: the share-weighted mean of the paintings' Grams.
+            self.regions = [(None, {n: sum(float(a) * g[n] for a, g in zip(shares, grams)) for n in cfg.style_layers}, 1.0)]
+        else:
+            # Spatial control: one term per painting, its Gram matched inside its own soft
+            # region. Each term is weighted by the region's share of the image (a mask of ones
+            # is then the unmasked loss), a choice Gatys et al. 2017 leave open.
+            rel = shares * len(styles)
+            self.regions = []
+            for mask, g, r in zip(masks, grams, rel):
+                layer_masks = {n: layer_mask(mask, tuple(feats[n].shape[-2:])) for n in cfg.style_layers}
+                self.regions.append((layer_masks, g, float(r)))
+
+    def _style_grams(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        sf = self.net_features(style)
+        return {n: self.gram(sf[n], n) for n in self.cfg.style_layers}
 
     def gram(self, f: torch.Tensor, layer: str) -> torch.Tensor:
         # Dividing the Gram by scale^2 equals dividing the features by scale, without
@@ -323,10 +371,16 @@ class Objective:
             for n, w in self.content_w.items()
         )
         ls = None
-        for n, w in self.style_w.items():
-            _, c, h, wd = feats[n].shape
-            term = w * style_layer_loss(self.gram(feats[n], n), self.style_targets[n], c, h * wd, cfg.normalization)
-            ls = term if ls is None else ls + term
+        for masks, targets, share in self.regions:
+            for n, w in self.style_w.items():
+                _, c, h, wd = feats[n].shape
+                if masks is None:
+                    g, area = self.gram(feats[n], n), 1.0
+                else:
+                    g = masked_gram(feats[n], masks[n], cfg.normalization) / self.scales[n] ** 2
+                    area = masks[n].pow(2).mean()
+                term = (w * share * area) * style_layer_loss(g, targets[n], c, h * wd, cfg.normalization)
+                ls = term if ls is None else ls + term
         terms = {"content": cfg.content_weight * lc, "style": cfg.style_weight * ls}
         if cfg.tv_weight > 0:
             terms["tv"] = cfg.tv_weight * tv_loss(x, cfg.tv, cfg.normalization)
@@ -373,7 +427,7 @@ def initial_image(cfg: TransferConfig, content: torch.Tensor, style: torch.Tenso
         return torch.rand(content.shape, generator=generator).to(content.device)
     if cfg.init == "style":
         return resize(style, (h, w)).clone()
-    return resize(load_tensor(cfg.init, "--init image").to(content.device), (h, w))
+    return resize(load_tensor(cfg.init, "--init image", cfg.max_pixels).to(content.device), (h, w))
 
 
 def make_optimizer(cfg: TransferConfig, x: torch.Tensor, damping: float = 1.0) -> torch.optim.Optimizer:
@@ -393,9 +447,12 @@ def stylize(
     style: ImageLike | Sequence[ImageLike],
     cfg: TransferConfig | None = None,
     callback: Callback | None = None,
+    masks: Sequence[ImageLike] | None = None,
 ) -> TransferResult:
     """Run the optimisation and return the result at the final size.
 
+    ``style`` is one painting or a list of them (blended by ``cfg.style_weights``, or with
+    ``masks``, one soft mask per painting over the photo, each painting styling its region).
     ``callback(progress)`` is called after every iteration; returning True stops the run
     and returns the image so far. Ctrl-C raises :class:`Interrupted` carrying the image so far.
     """
@@ -403,9 +460,23 @@ def stylize(
     cfg.validate()
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    content_t = load_tensor(content, "content")
+    # The content's alpha is set aside and re-attached to the result; its RGB is stylised (see image.Picture).
+    content_p = read_picture(content, "content", cfg.max_pixels)
+    content_t = content_p.rgb
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    style_ts = [load_tensor(s, "style") for s in styles]
+    style_ts = [load_tensor(s, "style", cfg.max_pixels) for s in styles]
+    if cfg.style_weights is not None and len(cfg.style_weights) != len(style_ts):
+        raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(style_ts)} style images")
+    mask_ts = load_masks(masks, len(style_ts), tuple(content_t.shape[-2:]))
+    photo = content_t
+    content_t, style_ts = prepare_colors(cfg.preserve_color, content_t, style_ts)
+    show = _presenter(cfg, photo)
+    if callback is not None and cfg.preserve_color == "luminance":
+        user_callback = callback
+
+        def callback(p: Progress) -> bool | None:  # the user sees colour, the loop works on grey
+            return user_callback(replace(p, image=show(p.image)))
+
     net = build_network(cfg, device)
     final_hw = fit_size(*content_t.shape[-2:], cfg.size or default_size(device))
     schedule = plan_scales(final_hw, cfg)
@@ -413,22 +484,36 @@ def stylize(
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    run = _Run(TransferResult(image=resize(content_t, final_hw), device=str(device), precision=precision), total, len(schedule), callback)
+    result = TransferResult(image=resize(content_t, final_hw), device=str(device), precision=precision, alpha=content_p.alpha_at(final_hw))
+    run = _Run(result, total, len(schedule), callback)
     x = None
     # The divisors of the final size, for every scale: one objective from coarse to fine.
     scales = layer_balance(net, cfg, resize(content_t, final_hw).to(device), precision)
     try:
         for level, (hw, iters) in enumerate(schedule):
             c = resize(content_t, hw).to(device)
-            s = [resize_long_side(t, max(hw)).to(device) for t in style_ts]
-            objective = Objective(net, cfg, c, s, precision=precision, scales=scales)
+            s = [resize_long_side(t, max(16, round(max(hw) * cfg.style_scale))).to(device) for t in style_ts]
+            m = None if mask_ts is None else [resize(t, hw).to(device) for t in mask_ts]
+            objective = Objective(net, cfg, c, s, cfg.style_weights, precision=precision, scales=scales, masks=m)
             x = initial_image(cfg, c, s[0], generator) if x is None else resize(x.detach(), hw)
             x = _optimize_scale(cfg, objective, x, iters, level, run)
             if run.result.stopped == "callback":
                 break
     except KeyboardInterrupt:
-        raise Interrupted(run.finish(final_hw)) from None
-    return run.finish(final_hw)
+        raise Interrupted(_shown(run.finish(final_hw), show)) from None
+    return _shown(run.finish(final_hw), show)
+
+
+def _presenter(cfg: TransferConfig, photo: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What turns the optimised image into the picture the user gets (and sees in callbacks)."""
+    if cfg.preserve_color != "luminance":
+        return lambda image: image
+    return lambda image: with_chroma(image.float(), resize(photo, tuple(image.shape[-2:])).to(image.device))
+
+
+def _shown(result: TransferResult, show: Callable[[torch.Tensor], torch.Tensor]) -> TransferResult:
+    result.image = show(result.image)
+    return result
 
 
 @dataclass
