@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, ImageError, StylistWarning
 from .image import ImageLike, load_tensor, resize
 
 
@@ -28,7 +28,7 @@ def load_masks(masks: Sequence[ImageLike] | None, n_styles: int, content_hw: tup
         grey = _mask_tensor(mask)
         if tuple(grey.shape[-2:]) != tuple(content_hw):
             h, w = grey.shape[-2:]
-            warnings.warn(f"{name}: mask is {w}x{h} but the photo is {content_hw[1]}x{content_hw[0]}; resizing the mask to fit", stacklevel=2)
+            warnings.warn(f"{name}: mask is {w}x{h} but the photo is {content_hw[1]}x{content_hw[0]}; resizing the mask to fit", StylistWarning, stacklevel=2)
             grey = resize(grey, content_hw)
         out.append(grey.clamp(0, 1).contiguous())
     return out
