@@ -470,7 +470,8 @@ def save_image(
 
     ``alpha`` (1, 1, H, W) is re-attached to a tensor; a PIL image brings its own. Formats
     without alpha (JPEG, BMP) get the image flattened onto white, with a warning.
-    ``depth=16`` writes 16 bits per channel (PNG and TIFF only).
+    ``depth=16`` writes 16 bits per channel (PNG and TIFF only). ``params`` go to Pillow's
+    ``save``; at 16 bits ``pnginfo`` (its text chunks) and ``description`` are kept too.
     """
     path = Path(path)
     fmt = output_format(path, depth)
@@ -483,7 +484,7 @@ def save_image(
         rgb, alpha = _over_white(rgb, alpha), None
     if depth == 16:
         samples = _hwc(rgb, 3, 65535.0) if alpha is None else np.concatenate([_hwc(rgb, 3, 65535.0), _hwc(alpha, 1, 65535.0)], -1)
-        _write_atomic(path, lambda tmp: _write_16bit(tmp, fmt, samples.astype(np.uint16), srgb_icc()))
+        _write_atomic(path, lambda tmp: _write_16bit(tmp, fmt, samples.astype(np.uint16), srgb_icc(), params))
         return path
     if fmt == "JPEG":
         params.setdefault("quality", 95)
@@ -494,19 +495,24 @@ def save_image(
     return path
 
 
-def _write_16bit(target: str, fmt: str, samples: np.ndarray, icc: bytes) -> None:
+def _write_16bit(target: str, fmt: str, samples: np.ndarray, icc: bytes, params: dict | None = None) -> None:
+    params = params or {}
     if fmt == "PNG":
+        info = params.get("pnginfo")  # a PngInfo: its text chunks, as Pillow would have written them
         with open(target, "wb") as f:
-            f.write(png16_bytes(samples, icc))
+            f.write(png16_bytes(samples, icc, [(cid, body) for cid, body, *_ in (info.chunks if info else [])]))
         return
     import tifffile
 
     extras = [tifffile.EXTRASAMPLE.UNASSALPHA] if samples.shape[-1] == 4 else None
-    tifffile.imwrite(target, samples, photometric="rgb", extrasamples=extras, compression="zlib", iccprofile=icc, metadata=None)
+    tifffile.imwrite(
+        target, samples, photometric="rgb", extrasamples=extras, compression="zlib", iccprofile=icc, metadata=None, description=params.get("description")
+    )
 
 
-def png16_bytes(samples: np.ndarray, icc: bytes | None = None) -> bytes:
-    """A 16-bit PNG of (H, W, C) uint16 samples (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), with ``icc`` embedded."""
+def png16_bytes(samples: np.ndarray, icc: bytes | None = None, chunks: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """A 16-bit PNG of (H, W, C) uint16 samples (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), with ``icc``
+    and the ancillary ``chunks`` ((type, body), such as text) embedded."""
     import png  # pypng
 
     h, w, c = samples.shape
@@ -515,13 +521,13 @@ def png16_bytes(samples: np.ndarray, icc: bytes | None = None) -> bytes:
     buf = io.BytesIO()
     writer.write_packed(buf, (row.tobytes() for row in rows))
     data = buf.getvalue()
-    if not icc:
-        return data
-    # pypng writes no iCCP chunk: put one right after IHDR (8-byte signature + 25-byte IHDR chunk).
-    name = b"sRGB" if _is_srgb(icc) else b"ICC profile"
-    body = name + b"\0\0" + zlib.compress(icc)  # name, NUL, compression method 0 (zlib)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
-    return data[:33] + chunk + data[33:]
+    extra = list(chunks)
+    if icc:
+        # pypng writes no iCCP chunk: put one right after IHDR (8-byte signature + 25-byte IHDR chunk).
+        name = b"sRGB" if _is_srgb(icc) else b"ICC profile"
+        extra.insert(0, (b"iCCP", name + b"\0\0" + zlib.compress(icc)))  # name, NUL, compression method 0 (zlib)
+    packed = b"".join(struct.pack(">I", len(body)) + cid + body + struct.pack(">I", zlib.crc32(cid + body)) for cid, body in extra)
+    return data[:33] + packed + data[33:]
 
 
 def _write_atomic(path: Path, write: Callable[[str], None]) -> None:

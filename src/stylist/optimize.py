@@ -24,6 +24,7 @@ Departures from the paper, each switchable:
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # A loss this many times the lowest seen at the current scale counts as a blow-up (see stylize).
 BLOWUP = 2.0
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 3e-6}
+# Options a resumed run may change: none of them alters the state it carries on from.
+RESUME_MAY_CHANGE = ("iterations", "early_stop_patience", "early_stop_tol", "device", "precision", "max_pixels")
+CHECKPOINT_KIND = "stylist.transfer"
 
 
 @dataclass
@@ -205,6 +209,10 @@ class Progress:
     losses: dict[str, float]  # weighted terms: content, style, tv, total
     elapsed: float  # seconds since the start
     image: torch.Tensor  # current result (1, 3, h, w) in [0, 1], on the CPU
+    # The run's state as a dict for stylist.checkpoint (resume with stylize(..., resume=state)).
+    # A call copies the optimiser's memory (L-BFGS: up to 200 image-sized vectors), so call it only
+    # to save; checkpoint(optimizer=False) leaves that memory out (a resumed run then rebuilds it).
+    checkpoint: Callable[..., dict | None] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -216,6 +224,9 @@ class TransferResult:
     device: str = "cpu"
     precision: str = "fp32"
     alpha: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]: the content's transparency; None when opaque
+    weights_sha256: str = ""  # digest of the VGG weights used (for the manifest)
+    # The final state for a checkpoint (see Progress.checkpoint); on Interrupted, the state when stopped.
+    checkpoint: Callable[..., dict | None] | None = field(default=None, repr=False)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -337,7 +348,7 @@ class Objective:
             feats = self.net_features(content)
             self.scales = scales if scales is not None else _balance(feats, cfg)
             self.content_targets = {n: feats[n].float() / self.scales[n] for n in cfg.content_layers}
-            grams = [self._style_grams(style) for style in styles]
+            grams = [self._style_grams(style, feats) for style in styles]
         if masks is None:
             # A blend is one target: the share-weighted mean of the paintings' Grams.
             self.regions = [(None, {n: sum(float(a) * g[n] for a, g in zip(shares, grams)) for n in cfg.style_layers}, 1.0)]
@@ -351,9 +362,17 @@ class Objective:
                 layer_masks = {n: layer_mask(mask, tuple(feats[n].shape[-2:])) for n in cfg.style_layers}
                 self.regions.append((layer_masks, g, float(r)))
 
-    def _style_grams(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _style_grams(self, style: torch.Tensor, content_feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         sf = self.net_features(style)
-        return {n: self.gram(sf[n], n) for n in self.cfg.style_layers}
+        grams = {n: self.gram(sf[n], n) for n in self.cfg.style_layers}
+        if self.cfg.normalization == "paper":
+            # The paper's Gram is a sum over positions, and its formula assumes the painting
+            # and the result have the same number M of them. A painting of another shape
+            # would give a target the result cannot reach (too large or too small by
+            # M_style / M_result), so the target is rescaled to the result's M.
+            for n in grams:
+                grams[n] = grams[n] * (_positions(content_feats[n]) / _positions(sf[n]))
+        return grams
 
     def gram(self, f: torch.Tensor, layer: str) -> torch.Tensor:
         # Dividing the Gram by scale^2 equals dividing the features by scale, without
@@ -388,6 +407,10 @@ class Objective:
             terms["tv"] = torch.zeros((), device=x.device)
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
         return terms
+
+
+def _positions(f: torch.Tensor) -> int:
+    return f.shape[-2] * f.shape[-1]
 
 
 def working_dtype(precision: str) -> torch.dtype:
@@ -448,6 +471,7 @@ def stylize(
     cfg: TransferConfig | None = None,
     callback: Callback | None = None,
     masks: Sequence[ImageLike] | None = None,
+    resume: dict | None = None,
 ) -> TransferResult:
     """Run the optimisation and return the result at the final size.
 
@@ -455,6 +479,12 @@ def stylize(
     ``masks``, one soft mask per painting over the photo, each painting styling its region).
     ``callback(progress)`` is called after every iteration; returning True stops the run
     and returns the image so far. Ctrl-C raises :class:`Interrupted` carrying the image so far.
+
+    ``resume`` is a state from ``progress.checkpoint()`` or ``result.checkpoint()`` (saved and
+    loaded with :mod:`stylist.checkpoint`): the run carries on from it, at its scale and step,
+    to ``cfg.iterations`` in all (extra iterations go to the final scale). Options other than
+    those in :data:`RESUME_MAY_CHANGE` must be the checkpoint's; with the same inputs the result
+    is the one the uninterrupted run would have given.
     """
     cfg = cfg or TransferConfig()
     cfg.validate()
@@ -479,29 +509,74 @@ def stylize(
 
     net = build_network(cfg, device)
     final_hw = fit_size(*content_t.shape[-2:], cfg.size or default_size(device))
-    schedule = plan_scales(final_hw, cfg)
-    total = sum(n for _, n in schedule)
+    schedule = plan_scales(final_hw, cfg) if resume is None else resumed_schedule(resume, cfg, final_hw)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    result = TransferResult(image=resize(content_t, final_hw), device=str(device), precision=precision, alpha=content_p.alpha_at(final_hw))
-    run = _Run(result, total, len(schedule), callback)
-    x = None
+    result = TransferResult(
+        image=resize(content_t, final_hw), device=str(device), precision=precision, alpha=content_p.alpha_at(final_hw), weights_sha256=net.sha256
+    )
+    run = _Run(result, schedule, callback, cfg, generator, final_hw)
+    result.checkpoint = run.checkpoint
+    start = run.restore(resume) if resume is not None else _Start()
     # The divisors of the final size, for every scale: one objective from coarse to fine.
     scales = layer_balance(net, cfg, resize(content_t, final_hw).to(device), precision)
     try:
         for level, (hw, iters) in enumerate(schedule):
+            if level < start.level:
+                continue  # done before the checkpoint
             c = resize(content_t, hw).to(device)
             s = [resize_long_side(t, max(16, round(max(hw) * cfg.style_scale))).to(device) for t in style_ts]
             m = None if mask_ts is None else [resize(t, hw).to(device) for t in mask_ts]
             objective = Objective(net, cfg, c, s, cfg.style_weights, precision=precision, scales=scales, masks=m)
-            x = initial_image(cfg, c, s[0], generator) if x is None else resize(x.detach(), hw)
-            x = _optimize_scale(cfg, objective, x, iters, level, run)
+            if level == start.level and start.book is not None:  # carry on inside the checkpoint's scale
+                x = _optimize_scale(cfg, objective, start.x.to(device), iters, level, run, start.book, start.optimizer)
+            else:
+                x = initial_image(cfg, c, s[0], generator) if start.x is None else resize(start.x.detach().to(device), hw)
+                x = _optimize_scale(cfg, objective, x, iters, level, run)
+            start = _Start(level + 1, x)
             if run.result.stopped == "callback":
                 break
     except KeyboardInterrupt:
-        raise Interrupted(_shown(run.finish(final_hw), show)) from None
-    return _shown(run.finish(final_hw), show)
+        raise Interrupted(_shown(run.finish(), show)) from None
+    return _shown(run.finish(), show)
+
+
+def resumed_schedule(state: dict, cfg: TransferConfig, final_hw: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
+    """The checkpointed run's schedule, its total changed to ``cfg.iterations``; ConfigError if ``cfg`` does not fit it."""
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        raise ConfigError("not the checkpoint of an optimisation run (stylist transfer)")
+    saved = state["config"]
+    for f in fields(TransferConfig):
+        if f.name not in RESUME_MAY_CHANGE and _plain(saved.get(f.name)) != _plain(getattr(cfg, f.name)):
+            flag = "--" + f.name.replace("_", "-")
+            raise ConfigError(
+                f"the checkpoint was made with {flag} {_plain(saved.get(f.name))} but this run has {_plain(getattr(cfg, f.name))}: "
+                f"a resumed run keeps every option but {', '.join(RESUME_MAY_CHANGE)}"
+            )
+    if tuple(state["final_hw"]) != tuple(final_hw):
+        (h, w), (h2, w2) = state["final_hw"], final_hw
+        raise ConfigError(f"the checkpoint is of a {w}x{h} result but this content photo gives {w2}x{h2}: resume with the photo it was made from")
+    plan = [(tuple(hw), int(n)) for hw, n in state["schedule"]]
+    return _retotal(plan, cfg.iterations)
+
+
+def _plain(value: object) -> object:
+    # Tuples come back from a checkpoint or a JSON manifest as lists.
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def _retotal(plan: list[tuple[tuple[int, int], int]], iterations: int) -> list[tuple[tuple[int, int], int]]:
+    """``plan`` with ``iterations`` in all: extra ones go to the final scale (the refinement a longer
+    run is asked for), and a shorter total is taken off the end."""
+    extra = iterations - sum(n for _, n in plan)
+    if extra >= 0:
+        return plan[:-1] + [(plan[-1][0], plan[-1][1] + extra)]
+    out, left = [], iterations
+    for hw, n in plan:
+        out.append((hw, min(n, left)))
+        left -= out[-1][1]
+    return out
 
 
 def _presenter(cfg: TransferConfig, photo: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -516,45 +591,156 @@ def _shown(result: TransferResult, show: Callable[[torch.Tensor], torch.Tensor])
     return result
 
 
+@dataclass(frozen=True)
+class _Book:
+    """What the loop of one scale remembers between iterations; a checkpoint holds all of it.
+
+    Frozen, and replaced whole after each iteration, so that an interrupt never leaves it half-updated.
+    """
+
+    done: int = 0  # iterations run at this scale
+    damping: float = 1.0  # step-size factor, halved at each blow-up
+    best: float = math.inf  # for the early stop
+    since_best: int = 0
+    lowest: float = math.inf  # for the blow-up guard
+    lowest_x: torch.Tensor | None = None
+    finished: bool = False  # stopped early: the loss had stopped improving
+
+
+@dataclass
+class _Scale:
+    """The live state of the scale being optimised."""
+
+    level: int
+    x: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    book: _Book
+    # (image, book, step) at the start of an iteration still under way; None between iterations.
+    before: tuple[torch.Tensor, _Book, int] | None = None
+
+
+@dataclass
+class _Start:
+    """Where a run begins: level 0 from scratch, or where a checkpoint left off."""
+
+    level: int = 0
+    x: torch.Tensor | None = None  # the image to start the level from (resized to it unless carried on)
+    book: _Book | None = None  # set: carry on inside ``level`` with this loop state
+    optimizer: dict | None = None  # its optimiser's state_dict, when the checkpoint has one
+
+
 @dataclass
 class _Run:
     """What the scales of one run share: the result so far, the step count, the clock."""
 
     result: TransferResult
-    total: int
-    levels: int
+    schedule: list[tuple[tuple[int, int], int]]
     callback: Callback | None
+    cfg: TransferConfig
+    generator: torch.Generator
+    final_hw: tuple[int, int]
     step: int = 0
     start: float = field(default_factory=time.perf_counter)
+    scale: _Scale | None = None
 
-    def record(self, level: int, hw: tuple[int, int], values: dict[str, float], x: torch.Tensor) -> bool:
-        """Log one iteration and tell the callback; True when the callback asks to stop."""
+    def log(self, level: int, hw: tuple[int, int], values: dict[str, float], x: torch.Tensor) -> None:
+        """Record one iteration."""
         self.step += 1
         elapsed = time.perf_counter() - self.start
         self.result.history.append({"step": self.step, "level": level, "height": hw[0], "width": hw[1], **values, "seconds": elapsed})
         self.result.image = x.detach()
+
+    def tell(self, level: int, hw: tuple[int, int], values: dict[str, float], x: torch.Tensor) -> bool:
+        """Tell the callback about the last iteration; True when it asks to stop."""
         if self.callback is None:
             return False
-        return bool(self.callback(Progress(self.step, self.total, level, self.levels, hw, values, elapsed, x.detach().cpu().clone())))
+        total = sum(n for _, n in self.schedule)
+        elapsed = self.result.history[-1]["seconds"]
+        progress = Progress(self.step, total, level, len(self.schedule), hw, values, elapsed, x.detach().cpu().clone(), self.checkpoint)
+        return bool(self.callback(progress))
 
-    def finish(self, final_hw: tuple[int, int]) -> TransferResult:
-        self.result.image = resize(self.result.image.detach().float().cpu().clamp(0, 1), final_hw)
+    def finish(self) -> TransferResult:
+        self.result.image = resize(self.result.image.detach().float().cpu().clamp(0, 1), self.final_hw)
         self.result.elapsed = time.perf_counter() - self.start
         return self.result
 
+    def checkpoint(self, optimizer: bool = True) -> dict | None:
+        """The state after the last whole iteration (None before the first), on the CPU, copied;
+        without the optimiser's memory when ``optimizer`` is False."""
+        s = self.scale
+        if s is None:
+            return None
+        if s.before is not None:  # stopped inside an iteration: back to its start, with a fresh optimiser memory
+            (x, book, step), memory = s.before, None
+        else:
+            x, book, step, memory = s.x, s.book, self.step, s.optimizer.state_dict() if optimizer else None
+        return _cpu_copy({
+            "kind": CHECKPOINT_KIND,
+            "config": asdict(self.cfg),
+            "schedule": [[list(hw), n] for hw, n in self.schedule],
+            "final_hw": list(self.final_hw),
+            "step": step,
+            "level": s.level,
+            "image": x.detach(),
+            "book": dict(vars(book)),
+            "optimizer": memory,
+            "history": self.result.history[:step],
+            "elapsed": time.perf_counter() - self.start,
+            "stopped": self.result.stopped,
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
+        })
 
-def _optimize_scale(cfg: TransferConfig, objective: Objective, x: torch.Tensor, iters: int, level: int, run: _Run) -> torch.Tensor:
-    """Up to ``iters`` iterations at one scale; returns the image (a leaf tensor)."""
+    def restore(self, state: dict) -> _Start:
+        """Take up a checkpointed run (its step, history, clock and RNG); returns where to carry on."""
+        self.step = int(state["step"])
+        self.result.history = [dict(row) for row in state["history"]][: self.step]
+        self.start -= float(state["elapsed"])
+        self.result.stopped = "early" if state["stopped"] == "early" else "done"
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        x, level, book = state["image"], int(state["level"]), _Book(**state["book"])
+        self.result.image = x
+        if sum(n for _, n in self.schedule) > sum(int(n) for _, n in state["schedule"]):
+            book = replace(book, finished=False, since_best=0)  # more iterations asked for: go on past an early stop
+        if book.finished or book.done >= self.schedule[level][1]:
+            return _Start(level + 1, x)  # that scale is over: the next one starts from its image
+        return _Start(level, x, book, state["optimizer"])
+
+
+def _cpu_copy(obj: object) -> object:
+    """``obj`` with every tensor copied to the CPU: a checkpoint must not change as the run goes on."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return copy.copy(obj)
+
+
+def _optimize_scale(
+    cfg: TransferConfig,
+    objective: Objective,
+    x: torch.Tensor,
+    iters: int,
+    level: int,
+    run: _Run,
+    book: _Book | None = None,
+    optimizer_state: dict | None = None,
+) -> torch.Tensor:
+    """Up to ``iters`` iterations at one scale (counting those in ``book``, when carrying on); returns the image (a leaf tensor)."""
     hw = tuple(x.shape[-2:])
     # A plain NCHW leaf: L-BFGS flattens the gradient with view(), which needs it.
     x = x.detach().contiguous().requires_grad_(True)
-    damping = 1.0
-    optimizer = make_optimizer(cfg, x, damping)
-    best, since_best = math.inf, 0  # for the early stop
-    lowest, lowest_x = math.inf, x.detach().clone()  # for the blow-up guard
-    for _ in range(iters):
+    book = book or _Book(lowest_x=x.detach().clone())
+    optimizer = make_optimizer(cfg, x, book.damping)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    scale = run.scale = _Scale(level, x, optimizer, book)
+    while scale.book.done < iters and not scale.book.finished:
         start_x = x.detach().clone()
-        terms = _iterate(optimizer, objective, x)
+        scale.before = (start_x, scale.book, run.step)
+        terms = _iterate(scale.optimizer, objective, x)
         with torch.no_grad():
             x.clamp_(0, 1)
         values = {k: float(v) for k, v in terms.items()}
@@ -563,28 +749,35 @@ def _optimize_scale(cfg: TransferConfig, objective: Objective, x: torch.Tensor, 
                 f"the loss became {values['total']} at iteration {run.step + 1} ({hw[1]}x{hw[0]} px): "
                 "lower --lr or the loss weights, or use --optimizer lbfgs"
             )
-        if run.record(level, hw, values, x):
+        scale.book = _account(cfg, scale, values["total"], start_x)
+        run.log(level, hw, values, x)
+        scale.before = None  # a whole iteration: from here a checkpoint holds it
+        if run.tell(level, hw, values, x):
             run.result.stopped = "callback"
             break
-        if values["total"] > BLOWUP * lowest:
-            # L-BFGS without a line search now and then leaps far uphill: its first curvature
-            # estimate comes from a tiny step, and the Gram terms are quartic in the pixels.
-            # Go back to the lowest point of this scale with half the step and a fresh memory.
-            with torch.no_grad():
-                x.copy_(lowest_x)
-            damping /= 2
-            optimizer = make_optimizer(cfg, x, damping)
-            run.result.image = lowest_x
-        elif values["total"] < lowest:
-            lowest, lowest_x = values["total"], start_x
-        if values["total"] < best * (1 - cfg.early_stop_tol):
-            best, since_best = values["total"], 0
-        else:
-            since_best += 1
-        if cfg.early_stop_patience and since_best >= cfg.early_stop_patience:
-            run.result.stopped = "early"
-            break
+    if scale.book.finished:
+        run.result.stopped = "early"
     return x
+
+
+def _account(cfg: TransferConfig, scale: _Scale, total: float, start_x: torch.Tensor) -> _Book:
+    """The loop state after an iteration that started at ``start_x`` with loss ``total``."""
+    book = replace(scale.book, done=scale.book.done + 1)
+    if total > BLOWUP * book.lowest:
+        # L-BFGS without a line search now and then leaps far uphill: its first curvature
+        # estimate comes from a tiny step, and the Gram terms are quartic in the pixels.
+        # Go back to the lowest point of this scale with half the step and a fresh memory.
+        with torch.no_grad():
+            scale.x.copy_(book.lowest_x)
+        book = replace(book, damping=book.damping / 2)
+        scale.optimizer = make_optimizer(cfg, scale.x, book.damping)
+    elif total < book.lowest:
+        book = replace(book, lowest=total, lowest_x=start_x)
+    if total < book.best * (1 - cfg.early_stop_tol):
+        book = replace(book, best=total, since_best=0)
+    else:
+        book = replace(book, since_best=book.since_best + 1)
+    return replace(book, finished=bool(cfg.early_stop_patience) and book.since_best >= cfg.early_stop_patience)
 
 
 def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Tensor) -> dict[str, torch.Tensor]:

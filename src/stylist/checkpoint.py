@@ -1,0 +1,67 @@
+"""Checkpoints: one dict per file, written atomically.
+
+A checkpoint is whatever dict a run hands over (for optimisation transfer,
+``progress.checkpoint()``: image, step, scale, optimiser state, RNG state, history and
+config), plus what the caller adds (the CLI adds the input files and output options).
+It is stored with ``torch.save`` in a temporary file in the same folder, then renamed,
+so a crash or a second Ctrl-C never leaves half a checkpoint behind. Loading uses
+``weights_only=True``: a checkpoint holds tensors and plain values only, and opening one
+never runs code from it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import StylistError
+
+FORMAT = "stylist-checkpoint"
+VERSION = 1
+SUFFIX = ".ckpt"
+
+
+def default_path(output: str | os.PathLike) -> Path:
+    """Where a run writing ``output`` keeps its checkpoint: ``OUT.ckpt`` beside it."""
+    output = Path(output)
+    return output.with_name(output.name + SUFFIX)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """Write ``state`` to ``path`` atomically (replacing an older checkpoint there)."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would stick to the file, unlike every other output
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise StylistError(f"{path}: cannot write the checkpoint ({err.strerror or err})") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The dict saved at ``path``; StylistError (one line) for a missing, foreign or damaged file."""
+    path = Path(path)
+    if not path.is_file():
+        raise StylistError(f"{path}: checkpoint file not found" if not path.exists() else f"{path}: is not a file; give a checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a file that is not its own
+        first = str(err).strip().splitlines()[0][:100] if str(err).strip() else type(err).__name__
+        raise StylistError(f"{path}: not a Stylist checkpoint, or a damaged one ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise StylistError(f"{path}: not a Stylist checkpoint")
+    if state.get("version") != VERSION:
+        raise StylistError(f"{path}: checkpoint version {state.get('version')} is not one this Stylist reads ({VERSION}); start the run afresh")
+    return state
