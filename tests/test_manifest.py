@@ -18,7 +18,7 @@ from PIL import Image
 from stylist.cli import main
 from stylist.errors import StylistError
 from stylist.image import load_tensor, output_format, read_picture, resize_long_side, save_image
-from stylist.manifest import embed_params, read_manifest, sidecar_path
+from stylist.manifest import differences, embed_params, read_manifest, sidecar_path, versions
 from stylist.weights import SOURCES, sha256_file
 
 FAST = ["--size", "32", "--iterations", "4", "--no-multiscale", "--init", "noise", "--seed", "5", "--precision", "fp32", "-q"]
@@ -111,8 +111,23 @@ def test_the_manifest_survives_every_format_that_has_room(tmp_path: Path, suffix
         assert error.max() <= (1 / 65535 if depth == 16 else 1 / 255) / 2 + 1e-6
 
 
-def test_bmp_has_no_room_for_the_manifest(tmp_path: Path) -> None:
-    path = tmp_path / "out.bmp"
-    save_image(torch.rand(1, 3, 8, 8), path, **embed_params("BMP", {"format": "stylist-manifest"}))
+def test_bmp_keeps_its_manifest_in_the_sidecar(inputs: Path, capsys) -> None:
+    out = inputs / "out.bmp"
+    code, err = run(capsys, inputs / "photo.png", inputs / "painting.png", "-o", out, *FAST, "--iterations", "2")
+    assert code == 0 and any("BMP has no room" in line and "--manifest-json" in line for line in err)
     with pytest.raises(StylistError, match="sidecar"):
-        read_manifest(path)
+        read_manifest(out)
+    code, err = run(capsys, inputs / "photo.png", inputs / "painting.png", "-o", out, *FAST, "--iterations", "2", "--manifest-json", "--overwrite")
+    assert code == 0 and not any("BMP" in line for line in err)
+    assert run(capsys, "--from-manifest", sidecar_path(out), "-o", inputs / "again.bmp")[0] == 0
+    assert np.array_equal(pixels(out), pixels(inputs / "again.bmp"))
+
+
+def test_a_rerun_says_what_may_make_its_pixels_differ() -> None:
+    manifest = {
+        "versions": {"torch": "0.0.1", "numpy": versions()["numpy"]},
+        "weights": {"source": "vgg19-caffe", "sha256": "0" * 64},
+    }
+    lines = differences(manifest)
+    assert len(lines) == 2 and "torch 0.0.1" in lines[0] and "vgg19-caffe" in lines[1]
+    assert differences({"versions": versions(), "weights": {"source": "vgg19-caffe", "sha256": SOURCES["vgg19-caffe"].sha256}}) == []

@@ -42,6 +42,7 @@ from .image import (
 from .losses import NORMALIZATIONS, TV_KINDS
 from .manifest import (
     build_manifest,
+    check_weights,
     checked_file,
     differences,
     embed_params,
@@ -306,6 +307,8 @@ def prepare(args: argparse.Namespace) -> Job:
     dropped = alpha_note(out) if content.alpha is not None else None
     if dropped:  # said before the run rather than after it
         warnings.warn(dropped, StylistWarning)
+    if output_format(out, depth) == "BMP" and not args.manifest_json:
+        warnings.warn(f"{out}: BMP has no room for the run's manifest; pass --manifest-json to keep it in {sidecar_path(out).name}", StylistWarning)
     inputs = input_records(content_path, style_paths, mask_paths, cfg.init if cfg.init not in INITS else None)
     final_hw = fit_size(*content.size, cfg.size or default_size(resolve_device(cfg.device)))
     history, sidecar, film = outputs
@@ -318,6 +321,8 @@ def _recorded(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path 
         raise StylistError("--from-manifest and --resume do not go together: a manifest starts a run afresh, a checkpoint carries one on")
     if args.from_manifest:
         manifest = read_manifest(args.from_manifest)
+        if not hasattr(args, "weights"):  # weights given here override the recorded ones, as any option does
+            check_weights(manifest)
         for line in differences(manifest):
             warnings.warn(f"{args.from_manifest}: {line}", StylistWarning)
         # The resolved device and precision, not "auto": another machine's choice would give other pixels.

@@ -31,7 +31,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .errors import StylistError
 from .optimize import TransferConfig, TransferResult
-from .weights import sha256_file
+from .weights import SOURCES, sha256_file
 
 KEY = "stylist"  # PNG text keyword
 FORMAT = "stylist-manifest"
@@ -66,6 +66,14 @@ def input_records(content: object, styles: list, masks: list | None = None, init
     }
 
 
+def weights_record(source: str, sha256: str) -> dict:
+    """The weights: a source name from stylist.weights.SOURCES, or a file (its absolute path kept too)."""
+    record = {"source": source, "sha256": sha256}
+    if source not in SOURCES and Path(source).is_file():
+        record["path"] = str(Path(source).resolve())
+    return record
+
+
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name, dist in PACKAGES.items():
@@ -89,7 +97,7 @@ def build_manifest(cfg: TransferConfig, result: TransferResult, inputs: dict, ou
         "config": asdict(cfg),
         "inputs": inputs,
         "output": output or {},
-        "weights": {"source": cfg.weights, "sha256": result.weights_sha256},
+        "weights": weights_record(cfg.weights, result.weights_sha256),
         "versions": versions(),
         "device": result.device,
         "precision": result.precision,
@@ -180,8 +188,20 @@ def checked_file(record: dict | None, what: str) -> Path:
     return p
 
 
+def check_weights(manifest: dict) -> None:
+    """Refuse (StylistError) a weights file that changed since the run, as :func:`checked_file` does an input."""
+    weights = manifest.get("weights") or {}
+    if weights.get("path"):
+        checked_file(weights, "weights file")
+
+
 def differences(manifest: dict, current_versions: dict[str, str] | None = None) -> list[str]:
-    """Why a rerun of ``manifest`` here may give other pixels (package versions), one line each."""
+    """Why a rerun of ``manifest`` here may give other pixels (package versions, weights), one line each."""
     now = current_versions or versions()
     then = manifest.get("versions", {})
-    return [f"the run was made with {name} {then[name]}, this is {name} {now.get(name)}: pixels may differ slightly" for name in PACKAGES if name in then and then[name] != now.get(name)]
+    lines = [f"the run was made with {name} {then[name]}, this is {name} {now.get(name)}: pixels may differ slightly" for name in PACKAGES if name in then and then[name] != now.get(name)]
+    weights = manifest.get("weights") or {}
+    source = SOURCES.get(weights.get("source", ""))
+    if source is not None and weights.get("sha256") and not str(weights["sha256"]).startswith(source.sha256):
+        lines.append(f"the run used other {source.name} weights (sha256 {str(weights['sha256'])[:12]}..., this Stylist's: {source.sha256[:12]}...)")
+    return lines
