@@ -69,6 +69,30 @@ def test_a_light_checkpoint_resumes_without_the_optimiser_memory(content64, styl
     assert len(resumed.history) == 12 and resumed.history[-1]["total"] < loss_at_stop
 
 
+def test_an_interrupt_inside_an_iteration_goes_back_to_its_start(content64, style64, tmp_path, monkeypatch):
+    import stylist.optimize as optimize
+
+    at_five, _ = interrupted_state(content64, style64, 5, tmp_path)
+    real, calls = optimize._iterate, []
+
+    def iterate_then_ctrl_c(optimizer, objective, x):
+        calls.append(1)
+        terms = real(optimizer, objective, x)  # the image and the optimiser's memory have moved on ...
+        if len(calls) == 6:
+            raise KeyboardInterrupt  # ... when Ctrl-C arrives, before the iteration is logged
+        return terms
+
+    monkeypatch.setattr(optimize, "_iterate", iterate_then_ctrl_c)
+    with pytest.raises(Interrupted) as stop:
+        stylize(content64, style64, CFG)
+    monkeypatch.undo()
+    state = stop.value.result.checkpoint()
+    assert state["step"] == 5 and len(state["history"]) == 5 and state["optimizer"] is None
+    assert torch.equal(state["image"], at_five["image"])
+    resumed = stylize(content64, style64, CFG, resume=state)
+    assert len(resumed.history) == 12 and resumed.history[-1]["total"] < at_five["history"][-1]["total"]
+
+
 def test_more_iterations_carry_a_finished_run_on_at_the_final_scale(content64, style64, unbroken):
     more = stylize(content64, style64, TransferConfig(**{**CFG.to_dict(), "iterations": 16}), resume=unbroken.checkpoint())
     assert [r["level"] for r in more.history] == [0] * 8 + [1] * 8
