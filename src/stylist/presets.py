@@ -1,6 +1,7 @@
 """Named recipes for optimisation transfer: the settings people use and compare.
 
-A preset is a set of TransferConfig values; options given explicitly override it
+A preset is a set of TransferConfig values. Each runs all of its recipe's steps (early
+stop off), as the recipe does, with one scale. options given explicitly override it
 (``stylist transfer --preset gatys2016 --iterations 500``). The README lists each preset
 with its source and a sample result.
 
@@ -34,6 +35,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "init": "noise",
         "pooling": "avg",
         "multiscale": False,
+        # The paper gives no iteration count; from white noise L-BFGS needs about 1000.
+        "iterations": 1000,
+        "early_stop_patience": 0,
     },
     # The Adam recipe of course labs: lr 0.004 for 7000 steps from the photo, content
     # weight 8, style weight 70, conv1_1..conv5_1.
@@ -46,6 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "style_layers": _STYLE5,
         "init": "content",
         "multiscale": False,
+        "early_stop_patience": 0,
     },
     # A short L-BFGS run: lr 0.2, 250 steps, style weight 100, and per-layer style weights
     # 1e3/n^2 with n the layer's channel count (64, 128, 256, 512, 512), which favours the
@@ -58,6 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "style_layers": _STYLE5,
         "style_layer_weights": tuple(1e3 / n**2 for n in (64, 128, 256, 512, 512)),
         "multiscale": False,
+        "early_stop_patience": 0,
     },
     # The plain Adam baseline for smoothness studies: lr 0.01, 1000 steps, alpha 1, beta 1e3,
     # layer weights 0.2, from the photo, with a total-variation weight gamma to vary (0, 10,
@@ -74,6 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tv_weight": 10.0,
         "normalization": "paper",
         "multiscale": False,
+        "early_stop_patience": 0,
     },
 }
 
