@@ -10,6 +10,7 @@ from stylist import TransferConfig, stylize, transfer
 from stylist.errors import ConfigError, NonFiniteLossError
 from stylist.image import load_tensor, resize
 from stylist.optimize import Interrupted, Objective, build_network, plan_scales
+import stylist.optimize as opt
 
 
 def luminance(x):
@@ -215,3 +216,13 @@ def test_blow_up_guard_returns_to_the_lowest_point(content64, style64):
             assert after <= lowest * 1.001, totals
     assert leaps >= 1, totals  # the case does exercise the guard
     assert totals[-1] < 0.1 * totals[0], totals
+
+
+def test_scales_and_sizes_too_small_for_the_deepest_layer():
+    """relu5_1 follows four poolings: no scale may be under 16 px on its short side."""
+    cfg = TransferConfig(min_scale_size=16)
+    assert opt.min_side(cfg) == 16
+    assert opt.min_side(TransferConfig(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"))) == 2
+    assert all(min(hw) >= 16 for hw, _ in plan_scales((43, 64), cfg))
+    with pytest.raises(ConfigError, match="too small for the layers"):
+        stylize(torch.rand(1, 3, 20, 30), torch.rand(1, 3, 20, 20), TransferConfig(size=16, iterations=1))

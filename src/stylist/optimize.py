@@ -19,7 +19,7 @@ Departures from the paper, each switchable:
   photo, a per-layer stand-in for the paper's normalisation (``layer_balance=False``
   uses the raw activations);
 - on hardware with fast bfloat16 (CUDA, CPUs with AMX or AVX512-BF16) the VGG passes run in bfloat16
-  autocast while the image, Grams and losses stay float32 (``precision="fp32"`` turns it off).
+  (the network is cast once) while the image, Grams and losses stay float32 (``precision="fp32"`` turns it off).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from .losses import (
     tv_loss,
 )
 from .masks import load_masks
-from .vgg import POOLING, VGGFeatures, check_layers
+from .vgg import POOLING, VGGFeatures, check_layers, layer_names
 from .weights import SOURCES
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
@@ -279,16 +279,26 @@ def default_size(device: torch.device) -> int:
     return 512 if device.type == "cpu" else 1024
 
 
+def min_side(cfg: TransferConfig) -> int:
+    """The shortest image side the deepest layer in use can see: 2 ** (poolings before it).
+
+    relu5_1 comes after four 2x2 poolings, so an image needs at least 16 px on its short side.
+    """
+    order = layer_names("vgg19")  # VGG-16 has the same blocks and poolings, fewer convs
+    deepest = max(order.index(n) for n in (*cfg.content_layers, *cfg.style_layers))
+    return 2 ** sum(1 for name in order[:deepest] if name.startswith("pool"))
+
+
 def plan_scales(final_hw: tuple[int, int], cfg: TransferConfig) -> list[tuple[tuple[int, int], int]]:
     """[(size, iterations)] from coarse to fine.
 
     Up to three scales (1/4, 1/2, 1) whose long side stays at or above ``min_scale_size``;
     iterations are shared 4:2:1 so that most of the work runs where it is cheap.
     """
-    long_side = max(final_hw)
+    long_side, short_side = max(final_hw), min(final_hw)
     levels = 1
     if cfg.multiscale:
-        while levels < 3 and long_side / 2**levels >= cfg.min_scale_size:
+        while levels < 3 and long_side / 2**levels >= cfg.min_scale_size and short_side / 2**levels >= min_side(cfg):
             levels += 1
     shares = [2 ** (levels - 1 - i) for i in range(levels)]
     iters = [max(1, int(cfg.iterations * s / sum(shares))) for s in shares]
@@ -509,6 +519,11 @@ def stylize(
 
     net = build_network(cfg, device)
     final_hw = fit_size(*content_t.shape[-2:], cfg.size or default_size(device))
+    if min(final_hw) < min_side(cfg):
+        raise ConfigError(
+            f"the result would be {final_hw[1]}x{final_hw[0]} px, too small for the layers asked for "
+            f"(they need at least {min_side(cfg)} px on the short side); raise --size"
+        )
     schedule = plan_scales(final_hw, cfg) if resume is None else resumed_schedule(resume, cfg, final_hw)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
