@@ -7,8 +7,9 @@ from dataclasses import asdict
 
 from PIL import Image
 
+from .arbitrary import ArbitraryConfig, stylize_arbitrary
 from .errors import ConfigError
-from .image import ImageLike, to_pil
+from .image import ImageLike, read_picture, to_pil
 from .optimize import Callback, TransferConfig, stylize
 from .presets import preset_config
 
@@ -39,3 +40,25 @@ def transfer(
     cfg = preset_config(preset, **{**base, **options})
     result = stylize(content, style, cfg, callback, masks=masks)
     return to_pil(result.image, result.alpha)  # RGBA when the content had transparency
+
+
+def arbitrary(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    config: ArbitraryConfig | None = None,
+    *,
+    masks: Sequence[ImageLike] | None = None,
+    **options,
+) -> Image.Image:
+    """Render ``content`` in the style of any painting in one pass (AdaIN or WCT) and return a PIL image.
+
+    Keyword ``options`` are fields of :class:`stylist.arbitrary.ArbitraryConfig` (``method="wct"``,
+    ``alpha=0.6``, ``style_weights=(0.7, 0.3)``, ``preserve_color="luminance"``, ``decoder=path``
+    ...) and override ``config``. The shipped decoders are used unless ``decoder`` names a file.
+    An alpha channel of the content is carried over to the result (RGBA).
+    """
+    base = asdict(config) if config is not None else {}
+    cfg = ArbitraryConfig(**{**base, **options})
+    picture = read_picture(content, "content", cfg.max_pixels)
+    result = stylize_arbitrary(picture, style, cfg, masks=masks)
+    return to_pil(result, picture.alpha_at(tuple(result.shape[-2:])))

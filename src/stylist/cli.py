@@ -105,10 +105,16 @@ def field_help(cls: type) -> dict[str, str]:
     return helps
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, choices: dict[str, tuple] | None = None, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of the config dataclass ``cls`` (help from the comment above it).
+
+    ``choices`` adds or replaces allowed values by field name; ``skip`` leaves fields out."""
+    choices = {**CHOICES, **(choices or {})}
     helps = field_help(cls)
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         kind = hints[f.name]
@@ -124,8 +130,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kw["metavar"] = "W" if kw["type"] is float else "LAYER"
         else:
             kw["type"] = base
-            if f.name in CHOICES:
-                kw["choices"] = CHOICES[f.name]
+            if f.name in choices:
+                kw["choices"] = choices[f.name]
         parser.add_argument(flag, *ALIASES.get(f.name, []), **kw)
 
 
@@ -182,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("weights", help="list the VGG weight sources", description="List the VGG weight sources.")
     w.set_defaults(run=cmd_weights)
+
+    from . import cli_feedforward  # imported here: it builds on this module's helpers
+
+    cli_feedforward.add_parsers(sub)
     return parser
 
 
@@ -524,8 +534,11 @@ def _finish(result: TransferResult, job: Job, args: argparse.Namespace, film: Fi
         film.close()
 
 
-def write_history(rows: list[dict], path: Path) -> None:
-    """The loss history as CSV, and a log-scale plot of it as PNG beside it."""
+def write_history(rows: list[dict], path: Path, xlabel: str = "iteration (dotted lines: next scale)", smooth: int = 1) -> None:
+    """The loss history as CSV, and a log-scale plot of it as PNG beside it.
+
+    ``smooth`` > 1 plots running means over that many rows (training losses jump from batch
+    to batch); the CSV keeps every row as it was."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -541,13 +554,15 @@ def write_history(rows: list[dict], path: Path) -> None:
     steps = [r["step"] for r in rows]
     for key in ("total", "content", "style", "tv"):
         values = [r[key] for r in rows]
+        if smooth > 1:
+            values = [sum(values[max(0, i - smooth + 1) : i + 1]) / (i + 1 - max(0, i - smooth + 1)) for i in range(len(values))]
         if any(v > 0 for v in values):
             ax.plot(steps, values, label=key, linewidth=1.5 if key == "total" else 1)
     for r0, r1 in zip(rows, rows[1:]):
-        if r1["level"] != r0["level"]:
+        if "level" in r1 and r1["level"] != r0["level"]:
             ax.axvline(r1["step"], color="grey", linestyle=":", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("iteration (dotted lines: next scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("weighted loss")
     ax.set_title("Stylist loss history")
     ax.legend()

@@ -538,12 +538,16 @@ def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
         os.close(fd)
         _plain_permissions(tmp)
         write(tmp)
+        _plain_permissions(tmp)  # a writer that replaces the file (safetensors does) brings back 0600
         os.replace(tmp, path)
     except OSError as err:
         raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+write_atomic = _write_atomic  # for other modules' files (model weights): same guarantees
 
 
 def write_atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:

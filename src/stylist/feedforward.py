@@ -1,0 +1,588 @@
+"""Feed-forward style networks (Johnson, Alahi and Fei-Fei, ECCV 2016).
+
+One network per painting, trained once on a folder of photographs against the same VGG
+losses as optimisation transfer; afterwards a photo is stylised in one forward pass.
+
+Departures from the paper, each for a reason:
+
+- **Instance normalisation** (Ulyanov, Vedaldi and Lempitsky 2016) instead of batch
+  normalisation, by default: it removes each image's contrast before styling and gives
+  visibly better results at any batch size. ``norm="batch"`` restores the paper's choice.
+- **Upsampling by resizing, then convolving** (nearest neighbour x2 and a 3x3 convolution)
+  instead of fractionally-strided convolutions, which leave checkerboard artefacts
+  (Odena, Dumoulin and Olah, *Deconvolution and Checkerboard Artifacts*, Distill 2016).
+- **Reflection padding** instead of zero padding, so that the borders carry no dark frame.
+- **A sigmoid output** in [0, 1] (Stylist's image convention) instead of the paper's
+  scaled tanh in the mean-subtracted 0..255 range.
+- **The losses are Stylist's**: ``mean`` normalisation (features and Gram matrices divided
+  by C*H*W) and each VGG layer divided by its mean activation over training photos
+  ("layer balance", as in optimisation transfer), so that the default weights (content 2,
+  style 40, TV 200 on the mean squared TV) mean the same at every crop size and the five
+  style layers weigh in alike; Johnson et al. used raw VGG-16 activations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .color import luminance, with_chroma
+from .errors import ConfigError, StylistError
+from .image import ImageLike, load_tensor, resize_long_side, to_pil, write_atomic
+from .losses import content_loss, gram, style_layer_loss, tv_loss
+from .optimize import resolve_device
+from .training import (
+    TRAIN_PRECISIONS,
+    any_across,
+    Batches,
+    CropDataset,
+    find_images,
+    gather_floats,
+    init_distributed,
+    mean_across,
+    parameter_checksum,
+    rank_and_world,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    steps_for,
+    train_dtype,
+)
+from .vgg import VGGFeatures, check_layers
+from .weights import SOURCES, sha256_file
+
+NORMS = ("instance", "batch")
+MODEL_FORMAT = "stylist-feedforward"
+CHECKPOINT_KIND = "stylist.train"
+# The network needs sides divisible by 4 (two stride-2 convolutions, two x2 upsamplings);
+# other sizes are padded by reflection and cropped back.
+MULTIPLE = 4
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+# --- the network ---------------------------------------------------------------------------------
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.BatchNorm2d(channels)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad, convolution, normalisation, ReLU (the last two optional)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: str | None = "instance", relu: bool = True) -> None:
+        layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+        if norm:
+            layers.append(_norm(norm, cout))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a skip connection (no ReLU after the sum, as in the paper)."""
+
+    def __init__(self, channels: int, norm: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(ConvLayer(channels, channels, 3, norm=norm), ConvLayer(channels, channels, 3, norm=norm, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2, then a convolution (no checkerboard, see the module notes)."""
+
+    def __init__(self, cin: int, cout: int, norm: str) -> None:
+        super().__init__()
+        self.conv = ConvLayer(cin, cout, 3, norm=norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class TransformerNet(nn.Module):
+    """Johnson et al.'s image transformation network: RGB [0, 1] in, RGB [0, 1] out, same size.
+
+    9x9 convolution, two stride-2 convolutions, five residual blocks, two upsamplings, 9x9
+    convolution. ``forward`` takes any size; :meth:`core` needs sides divisible by 4.
+    """
+
+    def __init__(self, norm: str = "instance", width: int = 32) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ConfigError(f"unknown norm '{norm}': use one of {', '.join(NORMS)}")
+        self.norm, self.width = norm, width
+        w = width
+        self.encode = nn.Sequential(ConvLayer(3, w, 9, norm=norm), ConvLayer(w, 2 * w, 3, 2, norm=norm), ConvLayer(2 * w, 4 * w, 3, 2, norm=norm))
+        self.residuals = nn.Sequential(*(ResidualBlock(4 * w, norm) for _ in range(5)))
+        self.decode = nn.Sequential(Upsample(4 * w, 2 * w, norm), Upsample(2 * w, w, norm), ConvLayer(w, 3, 9, norm=None, relu=False))
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode(self.residuals(self.encode(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+        if ph or pw:
+            # Reflection needs the padding smaller than the side; tiny images are replicated.
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return self.core(x)[..., :h, :w]
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeedForwardConfig:
+    """Every option of ``stylist train``; the CLI builds its flags from these fields."""
+
+    # The painting whose style the network learns.
+    style: str = ""
+    # Folder of training photographs (searched recursively; unreadable files are skipped).
+    data: str = ""
+    # Optimiser steps in all; None = --epochs passes over the data.
+    steps: int | None = None
+    # Passes over the data when --steps is not given.
+    epochs: float = 2.0
+    # Photos per step (per process under torchrun).
+    batch_size: int = 8
+    # Side of the square training crops, px.
+    image_size: int = 256
+    # Long side of the painting when its Gram matrices are taken, px; None = twice the crop
+    # size, so the strokes keep the scale they have in a painting seen at 512 px.
+    style_size: int | None = None
+    # Adam's step size.
+    lr: float = 1e-3
+    # Weight of the content loss (alpha).
+    content_weight: float = 2.0
+    # Weight of the style loss (beta). 10, not the recipe's 40: with Stylist's balanced losses,
+    # 40 let the painting's texture cover the photo's shapes (docs/models/README.md shows both).
+    style_weight: float = 10.0
+    # Weight of the total-variation term: mean squared difference of neighbouring pixels.
+    tv_weight: float = 200.0
+    # VGG layers of the content loss.
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    # VGG layers of the style loss.
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    # Weight of each style layer; None = 1/n each (0.2 for five layers).
+    style_layer_weights: tuple[float, ...] | None = None
+    # The loss network: a name from stylist.weights.SOURCES or a weights file.
+    weights: str = "vgg19-caffe"
+    # instance (Ulyanov et al., default) or batch (the paper's).
+    norm: str = "instance"
+    # Channels of the first layer (32 in the paper; 16 makes a network 4x cheaper).
+    width: int = 32
+    # auto (cuda, mps, cpu) or an explicit torch device. Under torchrun, one GPU per process.
+    device: str = "auto"
+    # auto (bf16 on GPUs, fp32 on CPUs), fp32, bf16 or fp16: autocast for the network and VGG.
+    precision: str = "auto"
+    # Seed for the network's initial weights, the crop positions and the data order.
+    seed: int = 0
+    # Processes that decode and crop photos beside training (0 = in the training process).
+    workers: int = 2
+    # Stop after this many seconds of training, whatever --steps says (the model is written
+    # with the steps it reached); None = no limit.
+    time_limit: float | None = None
+
+    def validate(self) -> None:
+        if not self.style:
+            raise ConfigError("--style: give the painting to learn")
+        if not self.data:
+            raise ConfigError("--data: give a folder of training photographs")
+        for name in ("batch_size", "image_size", "width"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive whole number; got {getattr(self, name)}")
+        if self.image_size < 32:
+            raise ConfigError(f"--image-size must be at least 32 px (relu5_1 needs 16 px); got {self.image_size}")
+        if self.steps is not None and self.steps <= 0:
+            raise ConfigError(f"--steps must be a positive whole number; got {self.steps}")
+        if not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise ConfigError(f"--epochs must be a positive number; got {self.epochs}")
+        if self.style_size is not None and self.style_size < 16:
+            raise ConfigError(f"--style-size must be at least 16 px; got {self.style_size}")
+        for name in ("lr", "content_weight", "style_weight"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number; got {value}")
+        if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
+            raise ConfigError(f"--tv-weight must be zero or positive; got {self.tv_weight}")
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            raise ConfigError(f"--style-layer-weights has {len(self.style_layer_weights)} values for {len(self.style_layers)} style layers")
+        if self.norm not in NORMS:
+            raise ConfigError(f"unknown --norm '{self.norm}': use one of {', '.join(NORMS)}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"unknown --precision '{self.precision}': use one of {', '.join(TRAIN_PRECISIONS)}")
+        if self.weights not in SOURCES and not Path(self.weights).exists():
+            raise ConfigError(f"unknown weights source '{self.weights}': use one of {', '.join(SOURCES)}, or a path to a weights file")
+        if self.weights in SOURCES:  # a weights file's network is known only once it is read
+            check_layers(self.content_layers, SOURCES[self.weights].arch, "content layer")
+            check_layers(self.style_layers, SOURCES[self.weights].arch, "style layer")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError(f"--time-limit must be a positive number of seconds; got {self.time_limit}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 or more; got {self.workers}")
+
+
+# Johnson et al.'s own setting: VGG-16, content relu2_2, style relu1_2 relu2_2 relu3_3 relu4_3.
+# The weights are Stylist's balanced-loss equivalents, not the paper's raw numbers (see the notes).
+TRAIN_PRESETS: dict[str, dict] = {
+    "johnson2016": {
+        "weights": "vgg16-torchvision",
+        "content_layers": ("relu2_2",),
+        "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+        "epochs": 2.0,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "norm": "batch",
+    },
+}
+
+
+def train_preset(name: str | None, **options: object) -> FeedForwardConfig:
+    if name is None:
+        return FeedForwardConfig(**options)
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset '{name}': use one of {', '.join(TRAIN_PRESETS)}")
+    return FeedForwardConfig(**{**TRAIN_PRESETS[name], **options})
+
+
+@dataclass
+class TrainProgress:
+    """What the callback receives after every training step."""
+
+    step: int  # 1-based
+    total: int
+    epoch: int  # 0-based
+    losses: dict[str, float]  # weighted terms (content, style, tv, total), averaged over processes
+    images_per_s: float  # over all processes, since the run (or the resumed part) began
+    skipped: int  # files skipped so far: unreadable at the scan plus failed decodes
+    elapsed: float
+    preview: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)  # photo (1,3,H,W) -> stylised, CPU
+    checkpoint: Callable[[], dict] = field(repr=False)  # the run's state for stylist.checkpoint
+    history: list[dict] = field(repr=False, default_factory=list)  # every step's losses so far (not a copy)
+
+
+@dataclass
+class TrainResult:
+    model: TransformerNet  # on the CPU, float32, eval mode
+    metadata: dict[str, str]  # what save_model stores beside the weights
+    history: list[dict]
+    state: dict = field(repr=False, default_factory=dict)  # the final checkpoint: resume it with more --steps
+    stopped: str = "done"  # done | callback | time
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``state`` is the run's checkpoint at the last finished step."""
+
+    def __init__(self, state: dict) -> None:
+        super().__init__("interrupted")
+        self.state = state
+
+
+@dataclass
+class _Losses:
+    """The loss network and the fixed style targets."""
+
+    vgg: VGGFeatures
+    balance: dict[str, float]  # each layer's mean activation over training photos
+    targets: dict[str, torch.Tensor]  # balanced, mean-normalised Gram of the painting per style layer
+    layer_weights: dict[str, float]
+
+
+def _layer_weights(cfg: FeedForwardConfig) -> dict[str, float]:
+    weights = cfg.style_layer_weights or [1.0 / len(cfg.style_layers)] * len(cfg.style_layers)
+    return dict(zip(cfg.style_layers, weights))
+
+
+def style_target(cfg: FeedForwardConfig) -> torch.Tensor:
+    """The painting as the losses see it: RGB [0, 1], long side ``style_size``."""
+    return resize_long_side(load_tensor(cfg.style, "style"), cfg.style_size or 2 * cfg.image_size)
+
+
+@torch.no_grad()
+def _build_losses(cfg: FeedForwardConfig, device: torch.device, painting: torch.Tensor, photos: torch.Tensor, balance: dict[str, float] | None) -> _Losses:
+    vgg = VGGFeatures([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights).to(device).to(memory_format=torch.channels_last)
+    check_layers(cfg.content_layers, vgg.arch, "content layer")
+    check_layers(cfg.style_layers, vgg.arch, "style layer")
+    if balance is None:
+        feats = vgg(photos.to(device))
+        balance = {name: max(float(f.float().mean()), 1e-6) for name, f in feats.items()}
+    style = vgg(painting.to(device))
+    targets = {name: gram(style[name].float() / balance[name]) for name in cfg.style_layers}
+    return _Losses(vgg, balance, targets, _layer_weights(cfg))
+
+
+def compute_losses(cfg: FeedForwardConfig, losses: _Losses, photos: torch.Tensor, out: torch.Tensor, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The weighted loss terms of one batch (each averaged over the batch)."""
+    b = photos.shape[0]
+    with torch.autocast(out.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.no_grad():
+            target = losses.vgg(photos)
+        feats = losses.vgg(out)
+    content = sum(content_loss(feats[n].float() / losses.balance[n], target[n].float() / losses.balance[n]) for n in cfg.content_layers)
+    content = content / len(cfg.content_layers)
+    style = out.new_zeros((), dtype=torch.float32)
+    for name, weight in losses.layer_weights.items():
+        f = feats[name].float() / losses.balance[name]
+        _, c, h, w = f.shape
+        style = style + weight * style_layer_loss(gram(f), losses.targets[name].expand(b, c, c), c, h * w) / b
+    tv = tv_loss(out.float(), "l2")
+    terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style, "tv": cfg.tv_weight * tv}
+    terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+    return terms
+
+
+def _first_photos(dataset: CropDataset, count: int) -> torch.Tensor:
+    return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
+
+
+def train(cfg: FeedForwardConfig, callback: Callable[[TrainProgress], bool | None] | None = None, resume: dict | None = None) -> TrainResult:
+    """Train a network for ``cfg.style`` on ``cfg.data``; ``callback`` after every step (True stops).
+
+    Under torchrun each process trains on its own share of every epoch and DDP averages the
+    gradients, so all processes hold the same network. ``resume`` is a state from
+    :attr:`TrainProgress.checkpoint`: the run carries on at its step with the same batches,
+    crops and random numbers the unbroken run would have had.
+    """
+    cfg.validate()
+    device = init_distributed(cfg.device) or resolve_device(cfg.device)
+    rank, world = rank_and_world()
+    dtype = train_dtype(cfg.precision, device)
+    seed_everything(cfg.seed)
+    painting = style_target(cfg)  # read first: a bad painting is reported before the data is scanned
+    files, unreadable = find_images(cfg.data)
+    dataset = CropDataset(files, cfg.image_size, cfg.seed)
+    batches = Batches(dataset, cfg.batch_size, cfg.seed, cfg.workers)
+    total = cfg.steps or steps_for(cfg.epochs, len(files), cfg.batch_size, world)
+
+    net = TransformerNet(cfg.norm, cfg.width).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    losses = _build_losses(cfg, device, painting, _first_photos(dataset, 16), resume["balance"] if resume else None)
+    step, history, skipped = 0, [], unreadable
+    if resume is not None:
+        net.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step, history, skipped = resume["step"], list(resume["history"]), resume["skipped"]
+        set_rng_state(resume["rng"])
+    model = net if world == 1 else nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    net.train()
+
+    def checkpoint() -> dict:
+        return {
+            "kind": CHECKPOINT_KIND, "config": _plain(asdict(cfg)), "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "step": step, "history": history, "skipped": skipped, "balance": losses.balance, "rng": rng_state(), "world": world,
+        }
+
+    def preview(photo: torch.Tensor) -> torch.Tensor:
+        net.eval()
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = net(photo.to(device)).float().cpu()
+        net.train()
+        return out
+
+    start, seen, stopped = time.perf_counter(), 0, "done"
+    try:
+        if step < total:  # a finished run resumed without more --steps has nothing to do
+            for epoch, batch in batches.from_step(step):
+                photos = batch.images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    out = model(photos)
+                terms = compute_losses(cfg, losses, photos, out, dtype)
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                optimizer.step()
+                step, seen, skipped = step + 1, seen + photos.shape[0] * world, skipped + batch.bad
+                values = mean_across({k: float(v.detach()) for k, v in terms.items()})
+                if not math.isfinite(values["total"]):
+                    raise StylistError(f"the training loss became {values['total']} at step {step}; lower --lr or the loss weights")
+                history.append({"step": step, **values})
+                elapsed = time.perf_counter() - start
+                progress = TrainProgress(step, total, epoch, values, seen / max(elapsed, 1e-9), skipped, elapsed, preview, checkpoint, history)
+                if callback is not None and callback(progress):
+                    stopped = "callback"
+                    break
+                if step >= total:
+                    break
+                if cfg.time_limit is not None and any_across(elapsed >= cfg.time_limit):  # every process stops at the same step
+                    stopped = "time"
+                    break
+    except KeyboardInterrupt:
+        raise Interrupted(_cpu(checkpoint())) from None
+    checksums = gather_floats(parameter_checksum(net))
+    state = _cpu(checkpoint())
+    net.eval()
+    metadata = _metadata(cfg, step, history, skipped, losses.balance, world, checksums, len(files))
+    metadata["stopped"] = stopped
+    return TrainResult(net.float().cpu(), metadata, history, state, stopped)
+
+
+def _cpu(obj: object) -> object:
+    """A state dict tree with every tensor copied to the CPU (checkpoints load on any machine)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def _plain(config: dict) -> dict:
+    """A config dict with tuples as lists (what torch.load(weights_only=True) and JSON both take)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def _metadata(cfg: FeedForwardConfig, step: int, history: list[dict], skipped: int, balance: dict, world: int, checksums: list[float], images: int) -> dict[str, str]:
+    last = history[-1] if history else {}
+    return {
+        "format": MODEL_FORMAT,
+        "version": "1",
+        "norm": cfg.norm,
+        "width": str(cfg.width),
+        "style_name": Path(cfg.style).name,
+        "style_sha256": sha256_file(Path(cfg.style)),
+        "config": json.dumps(_plain(asdict(cfg))),
+        "steps": str(step),
+        "images": str(images),
+        "skipped": str(skipped),
+        "final_losses": json.dumps({k: round(v, 6) for k, v in last.items() if k != "step"}),
+        "balance": json.dumps(balance),
+        "processes": str(world),
+        "rank_checksums": json.dumps(checksums),
+        "stylist_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+# --- model files ------------------------------------------------------------------------------------
+
+
+def save_model(result: TrainResult, path: str | os.PathLike, half: bool = False) -> Path:
+    """Write the network and its metadata as safetensors, atomically; ``half`` stores float16."""
+    from safetensors.torch import save_file
+
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in result.model.state_dict().items()}
+    metadata = {**result.metadata, "dtype": "float16" if half else "float32"}
+    path = Path(path)
+    write_atomic(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    return path
+
+
+def builtin_models() -> dict[str, Path]:
+    """The networks shipped inside the package: {name: file}."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.safetensors")) if read_metadata(p).get("format") == MODEL_FORMAT}
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A built-in model's name or a model file -> its path; StylistError (one line) otherwise."""
+    builtins = builtin_models()
+    if str(name_or_path) in builtins:
+        return builtins[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = ", ".join(builtins) or "none installed"
+    if path.exists():
+        raise StylistError(f"{path}: is not a file; give a model file (.safetensors or .onnx) or a built-in style ({names})")
+    raise StylistError(f"{path}: no such model file or built-in style; built-in styles: {names} (see stylist models)")
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """A model file's metadata; StylistError (one line) for a file that is not a Stylist model."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises several kinds for a foreign file
+        raise StylistError(f"{path}: not a Stylist model file ({str(err).splitlines()[0][:80] if str(err) else type(err).__name__})") from None
+    return meta
+
+
+class StyleModel:
+    """A trained network ready to stylise: ``model(image)`` for PIL images, paths or tensors.
+
+    A PIL image or a path gives a PIL image back, a tensor (B, 3, H, W) in [0, 1] gives a
+    tensor. ``size`` scales the input's long side first; ``preserve_color="luminance"``
+    keeps the photo's colours (the network's luminance on the photo's chroma).
+    """
+
+    def __init__(self, net: TransformerNet, metadata: dict[str, str], device: str = "auto", precision: str = "auto") -> None:
+        self.device = resolve_device(device)
+        # Inference runs in float32, NCHW, unless asked otherwise: measured on an H100 at batch 1
+        # (benchmarks/feedforward.py, docs/benchmarks.md), bf16 autocast and channels-last made this
+        # small, memory-bound network slower (reflection padding and instance norm), not faster.
+        self.dtype = None if precision == "auto" else train_dtype(precision, self.device)
+        self.metadata = metadata
+        self.net = net.to(self.device).eval().requires_grad_(False)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name") or Path(self.metadata.get("style_name", "model")).stem
+
+    @torch.no_grad()
+    def stylize(self, images: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> the same, on the CPU."""
+        x = images.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            y = self.net(x).float()
+        if preserve_color == "luminance":
+            y = with_chroma(luminance(y), x.float())
+        elif preserve_color != "none":
+            raise ConfigError(f"unknown --preserve-color '{preserve_color}' for a trained network: use none or luminance")
+        return y.clamp(0, 1).cpu()
+
+    def __call__(self, image: ImageLike | torch.Tensor, size: int | None = None, preserve_color: str = "none"):
+        as_tensor = isinstance(image, torch.Tensor)
+        x = image.float() if as_tensor else load_tensor(image, "input")
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if size is not None:
+            x = resize_long_side(x, size)
+        y = self.stylize(x, preserve_color)
+        return y if as_tensor else to_pil(y)
+
+
+def load_model(name_or_path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> StyleModel:
+    """A built-in style (``stylist models``) or a model file from ``stylist train``, ready to use."""
+    from safetensors.torch import load_file
+
+    path = resolve_model_path(name_or_path)
+    meta = read_metadata(path)
+    if meta.get("format") != MODEL_FORMAT:
+        raise StylistError(f"{path}: not a Stylist feed-forward model (no '{MODEL_FORMAT}' metadata); train one with stylist train")
+    net = TransformerNet(meta.get("norm", "instance"), int(meta.get("width", "32")))
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:
+        raise StylistError(f"{path}: the weights do not fit the network its metadata describes; the file is damaged") from None
+    return StyleModel(net, {**meta, "path": str(path)}, device, precision)
+
+
+def batches_by_size(items: Sequence[tuple[object, torch.Tensor]], batch_size: int) -> list[list[tuple[object, torch.Tensor]]]:
+    """Group (key, image) pairs into batches of images of the same size, keeping their order within a size."""
+    groups: dict[tuple[int, int], list] = {}
+    for item in items:
+        groups.setdefault(tuple(item[1].shape[-2:]), []).append(item)
+    out = []
+    for group in groups.values():
+        out += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    return out
