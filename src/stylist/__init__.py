@@ -1,8 +1,13 @@
 """Stylist: neural style transfer on one shared VGG feature extractor."""
 
-from .api import transfer
-from .errors import StylistError
-from .optimize import Progress, TransferConfig, TransferResult, stylize
+__version__ = "0.1.0"  # first: modules record it in what they write, and are imported below
 
-__all__ = ["Progress", "StylistError", "TransferConfig", "TransferResult", "stylize", "transfer"]
-__version__ = "0.1.0"
+from .api import load_model, transfer  # noqa: E402
+from .errors import StylistError  # noqa: E402
+from .feedforward import FeedForwardConfig, StyleModel, train  # noqa: E402
+from .optimize import Progress, TransferConfig, TransferResult, stylize  # noqa: E402
+
+__all__ = [
+    "FeedForwardConfig", "Progress", "StyleModel", "StylistError", "TransferConfig", "TransferResult",
+    "load_model", "stylize", "train", "transfer",
+]

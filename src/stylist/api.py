@@ -9,6 +9,7 @@ from PIL import Image
 
 from .arbitrary import ArbitraryConfig, stylize_arbitrary
 from .errors import ConfigError
+from .feedforward import load_model  # noqa: F401  (public: a built-in style or a trained network)
 from .image import ImageLike, read_picture, to_pil
 from .optimize import Callback, TransferConfig, stylize
 from .presets import preset_config

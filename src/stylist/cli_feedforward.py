@@ -130,8 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.update(p)
         if is_main() and args.checkpoint_every and p.step % args.checkpoint_every == 0:
             save_checkpoint(ckpt, p.checkpoint())
-        if is_main() and args.preview_every and (p.step % args.preview_every == 0 or p.step == p.total):
-            _write_previews(p, preview_photo, side, args.overwrite)
+        if is_main() and args.preview_every and p.step % args.preview_every == 0:
+            _write_previews(p.preview, p.history, preview_photo, side)
         stop.iterating = True
         if any_across(stop.signum is not None):  # every process stops at the same step
             raise KeyboardInterrupt
@@ -151,6 +151,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.close()
     if is_main():
         save_model(result, out, half=args.half)
+        if args.preview_every:  # the last preview and the whole loss curve, however the run ended
+
+            def final(photo: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return result.model(photo)
+
+            _write_previews(final, result.history, preview_photo, side)
         save_checkpoint(ckpt, result.state)
         m = result.metadata
         print(f"wrote {out} ({m['steps']} steps on {m['images']} photos, {m['skipped']} unreadable files skipped, final losses {m['final_losses']})", file=sys.stderr)
@@ -188,12 +195,13 @@ def _preview_photo(args: argparse.Namespace, cfg: FeedForwardConfig) -> torch.Te
     return resize_long_side(read_picture(files[0], "preview").flat(), 2 * cfg.image_size)
 
 
-def _write_previews(p: TrainProgress, photo: torch.Tensor | None, paths: list[Path], overwrite: bool) -> None:
+def _write_previews(stylise, history: list[dict], photo: torch.Tensor | None, paths: list[Path]) -> None:
+    """MODEL_preview.png (the photo and its stylised version side by side) and the loss curve."""
     from .cli import write_history
 
     if photo is not None:
-        save_image(torch.cat([photo, p.preview(photo)], dim=-1), paths[0], overwrite=True)
-    rows = [{"step": r["step"], **{k: r[k] for k in ("total", "content", "style", "tv")}} for r in p.history]
+        save_image(torch.cat([photo, stylise(photo)], dim=-1), paths[0], overwrite=True)
+    rows = [{"step": r["step"], **{k: r[k] for k in ("total", "content", "style", "tv")}} for r in history]
     write_history(rows, paths[1], xlabel="training step", smooth=max(1, len(rows) // 50))
 
 
