@@ -101,7 +101,7 @@ def test_johnson_architecture():
 def test_presets_resolve_to_their_numbers():
     cfg = train_preset(None)
     assert (cfg.image_size, cfg.batch_size, cfg.lr, cfg.epochs) == (256, 8, 1e-3, 2.0)
-    assert (cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.weights) == (2.0, 40.0, 200.0, "vgg19-caffe")
+    assert (cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.weights) == (2.0, 10.0, 200.0, "vgg19-caffe")
     assert cfg.content_layers == ("relu4_2",) and cfg.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     j = train_preset("johnson2016", steps=5)
     assert j.weights == "vgg16-torchvision" and j.content_layers == ("relu2_2",)
