@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import time
@@ -37,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -278,6 +278,7 @@ def main() -> None:
     parser.add_argument("--out", "--json", dest="out", type=Path, help="JSON path [benchmarks/results/arbitrary-{cpu,cuda}.json]")
     args = parser.parse_args()
     adain_dec, wct_dec, source = decoders(args.decoder_dir)
+    load_before = os.getloadavg()[0]  # other work on the machine skews absolute times (ratios less so)
     if args.device == "cuda":
         rows = [r for side in (args.sizes or [512]) for r in cuda_runs(side, adain_dec, wct_dec)]
         device = torch.cuda.get_device_name(0)
@@ -286,7 +287,7 @@ def main() -> None:
         device = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     report = {
         "benchmark": "arbitrary", "date": datetime.date.today().isoformat(), "device": device,
-        "torch": torch.__version__, "decoders": source, "content": CONTENT.name, "style": STYLE.name, "rows": rows,
+        "torch": torch.__version__, "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "decoders": source, "content": CONTENT.name, "style": STYLE.name, "rows": rows,
     }
     out = args.out or ROOT / f"benchmarks/results/arbitrary-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ from torch import nn
 
 from .color import COLOR_MODES, prepare_colors, with_chroma
 from .errors import ConfigError, StylistError
-from .image import ImageLike, load_tensor, resize, resize_long_side
+from .image import ImageLike, load_tensor, resize_long_side
 from .losses import layer_mask, mean_std
 from .masks import load_masks
 from .optimize import PRECISIONS, resolve_device, resolve_precision
@@ -729,7 +729,10 @@ def train_decoder(cfg: DecoderTrainConfig, callback: TrainCallback | None = None
 
 
 def _train_device(name: str) -> torch.device:
-    return resolve_device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    """auto: the GPU if there is one, else the CPU (training on MPS is not tested)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(name)
 
 
 def _memory_format(device: torch.device) -> torch.memory_format:
