@@ -535,13 +535,18 @@ def _finish(result: TransferResult, job: Job, args: argparse.Namespace, film: Fi
         film.close()
 
 
-def write_history(rows: list[dict], path: Path, xlabel: str = "iteration (dotted lines: next scale)", smooth: int = 1) -> None:
-    """The loss history as CSV, and a log-scale plot of it as PNG beside it.
+def write_history(
+    rows: list[dict], path: Path, xlabel: str = "iteration (dotted lines: next scale)", smooth: int = 1,
+    title: str = "Stylist loss history", keys: list[str] | None = None,
+) -> None:
+    """The loss history as CSV, and a log-scale plot of it as PNG beside it (same name, .png).
 
+    ``keys`` are the columns plotted (default: total, content, style, tv, those present);
     ``smooth`` > 1 plots running means over that many rows (training losses jump from batch
     to batch); the CSV keeps every row as it was."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buf, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     write_atomic_bytes(path, buf.getvalue().encode())
@@ -553,8 +558,8 @@ def write_history(rows: list[dict], path: Path, xlabel: str = "iteration (dotted
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [r["step"] for r in rows]
-    for key in ("total", "content", "style", "tv"):
-        values = [r[key] for r in rows]
+    for key in keys or [k for k in ("total", "content", "style", "tv") if k in columns]:
+        values = [r.get(key, float("nan")) for r in rows]
         if smooth > 1:
             values = [sum(values[max(0, i - smooth + 1) : i + 1]) / (i + 1 - max(0, i - smooth + 1)) for i in range(len(values))]
         if any(v > 0 for v in values):
@@ -565,7 +570,7 @@ def write_history(rows: list[dict], path: Path, xlabel: str = "iteration (dotted
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("weighted loss")
-    ax.set_title("Stylist loss history")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     png = io.BytesIO()

@@ -9,12 +9,8 @@ every input has been read and every output path checked.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import os
 import signal
 import sys
-import tempfile
 import typing
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
@@ -350,57 +346,20 @@ def write_decoder(result, cfg, path: Path, history: list[dict]) -> None:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise StylistError(f"{path}: cannot write ({err.strerror or err})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    from .image import write_atomic
+
+    write_atomic(path, write)
 
 
 def write_loss_curve(history: list[dict], csv_path: Path, png_path: Path, method: str) -> None:
-    """The logged losses as CSV and a log-scale plot."""
-    from .image import write_atomic_bytes
+    """The logged losses as CSV and a log-scale plot (``png_path`` is ``csv_path`` with .png)."""
+    from .cli import write_history
 
     if not history:
         return
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(history)
-    write_atomic_bytes(csv_path, buf.getvalue().encode())
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    steps = [r["step"] for r in history]
-    for key in keys:
-        if key in ("step", "seconds", "lr"):
-            continue
-        values = [r.get(key, float("nan")) for r in history]
-        ax.plot(steps, values, label=key, linewidth=1.6 if key == "total" else 1)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("weighted loss")
-    ax.set_title(f"stylist train-decoder --method {method}")
-    ax.legend()
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    plt.close(fig)
-    write_atomic_bytes(png_path, png.getvalue())
+    assert png_path == csv_path.with_suffix(".png")
+    keys = [k for k in dict.fromkeys(k for row in history for k in row) if k not in ("step", "seconds", "lr")]
+    write_history(history, csv_path, xlabel="step", title=f"stylist train-decoder --method {method}", keys=keys)
 
 
 # --- running alone ----------------------------------------------------------------------------------------
