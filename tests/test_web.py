@@ -224,3 +224,18 @@ def test_only_examples_and_results_are_served(server):
     assert fetch(f"{url}/gradio_api/file={CONTENT}")[0] == 200  # a bundled example
     for path in ("/etc/passwd", ROOT / "pyproject.toml", ROOT / "src" / "stylist" / "web.py", Path(server[1]) / "sessions"):
         assert fetch(f"{url}/gradio_api/file={path}")[0] == 403, path
+
+
+@needs_browser
+def test_feedforward_style_in_one_pass(page, tmp_path):
+    page.locator("#content-upload input[type=file]").set_input_files(str(CONTENT))
+    page.wait_for_selector("#content-view img")
+    page.get_by_label("Feed-forward (built-in style)").check()
+    page.wait_for_selector("#style-upload", state="hidden")  # a built-in style needs no painting
+    set_number(page, "size", 64)
+    page.click("#run")
+    page.get_by_text("Done in").wait_for()
+    page.screenshot(path=str(tmp_path / "feedforward.png"), full_page=True)
+    table = page.locator("#compare-table").inner_text()
+    assert "Feed-forward" in table and "composition-vii" in table  # the first built-in style
+    assert page.locator("#downloads a").count() == 2

@@ -408,7 +408,8 @@ class App:
         manifest["output"] = {"file": png.name, "width": image.width, "height": image.height}
         save_image(image, png, **embed_params("PNG", manifest))
         sidecar = write_atomic_bytes(png.with_name(png.name + ".json"), (to_json(manifest, indent=2) + "\n").encode())
-        caption = f"#{session.count} · " + " · ".join(f"{k} {v}" for k, v in s.summary().items() if k not in ("content",))
+        short = {OPTIMISATION: "optimisation", FEEDFORWARD: "feed-forward", **{v: k.upper() if k == "wct" else "AdaIN" for k, v in ARBITRARY.items()}}
+        caption = f"#{session.count} {s.summary()['style']} · {s.size} px · {short.get(s.method, s.method)}"
         session.results.append(Record(png, caption, {"#": session.count, **s.summary()}))
         return [str(png), str(sidecar)]
 
@@ -447,6 +448,9 @@ def cached_model(name: str):
 CSS = """
 #status { min-height: 2.5em; }
 #result img { width: 100%; height: 100%; object-fit: contain; }
+/* Results side by side at a readable size, however few there are (Gradio widens a lone one). */
+#compare .grid-container { grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)) !important; }
+#compare .thumbnail-item { height: 240px; }
 """
 
 
@@ -465,11 +469,12 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
                 result = gr.Image(label="Result", format="png", interactive=False, elem_id="result", height=420)
                 status = gr.Markdown(elem_id="status")
                 plot = gr.LinePlot(loss_frame([]), x="step", y="log10 loss", color="term", color_map=TERMS, x_axis_format="d",
-                                   label="Loss (log10 of each weighted term)", elem_id="loss-plot", height=300)
+                                   label="Loss, log10 of each weighted term (black: total, orange: style, blue: content, green: TV)",
+                                   elem_id="loss-plot", height=300)
                 files = gr.File(label="Download: the result (PNG, manifest inside) and its manifest (JSON)", file_count="multiple",
                                 interactive=False, elem_id="downloads")
         gr.Markdown("## Compare\nYour last results in this tab, newest first, with their settings. Other visitors never see them.")
-        gallery = gr.Gallery(label="Your last results", columns=3, height="auto", object_fit="contain", elem_id="compare", preview=False)
+        gallery = gr.Gallery(label="Your last results", columns=3, height=320, object_fit="contain", elem_id="compare", preview=False)
         table = gr.Dataframe(label="Settings", interactive=False, elem_id="compare-table")
         wire(app, limits, session, inputs, [result, status, plot, files, gallery, table])
     return demo
