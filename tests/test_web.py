@@ -214,6 +214,12 @@ def test_bad_uploads_are_refused_with_a_message(page, tmp_path):
     page.locator("#style-upload input[type=file]").set_input_files(str(big))
     page.get_by_text(f"over the limit of {MAX_PIXELS:,}").wait_for()
 
+    heavy = tmp_path / "heavy.bmp"  # over the test server's 5 MB upload limit, before any decoding
+    heavy.write_bytes(b"BM" + bytes(6 * 1024 * 1024))
+    page.locator("#style-upload input[type=file]").set_input_files(str(heavy))
+    page.get_by_text("exceed the maximum allowed size of 5.0 Mb").wait_for()  # said by Gradio
+    page.screenshot(path=str(tmp_path / "too_large.png"), full_page=True)
+
     page.click("#run")  # nothing chosen any more
     page.get_by_text("Choose a content image").wait_for()
     page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
