@@ -383,6 +383,52 @@ def test_training_resumes_to_the_same_state(method: str, folders: dict[str, Path
     assert any(not torch.equal(a, b) for a, b in zip(changed.values(), straight.model.state_dict().values()))
 
 
+def test_linear_decoder_is_the_least_squares_optimum(folders: dict[str, Path], encoder: Encoder) -> None:
+    """The relu1_1 decoder's fit zeroes the pixel loss's gradient (the optimality condition of least
+    squares) and reconstructs a photo at a size it was not fitted at (64 px, fitted at 48) above 30 dB."""
+    photos = sorted(folders["photos"].rglob("p*.jpg"))
+    decoder = Decoder("relu1_1")
+    arb.fit_linear_decoder(decoder, photos, 48)
+    assert not any(p.requires_grad for p in decoder.parameters())
+
+    def pixel_grad_norm(dec: Decoder) -> float:
+        dec = dec.requires_grad_(True)
+        loss = sum(torch.nn.functional.mse_loss(dec(encoder(x, "relu1_1")["relu1_1"]), x, reduction="sum")
+                   for x in (resize_long_side(load_tensor(p), 48) for p in photos))
+        return float(torch.autograd.grad(loss, dec.net[-1].weight)[0].norm())
+
+    assert pixel_grad_norm(decoder) < 1e-3 * pixel_grad_norm(Decoder("relu1_1"))
+    other_size = image(PHOTOS[0], 64)
+    with torch.no_grad():
+        out = decoder(encoder(other_size, "relu1_1")["relu1_1"]).clamp(0, 1)
+    assert psnr(out, other_size) > 30  # 33.7 dB measured
+
+
+def test_init_fine_tunes_only_the_levels_asked(folders: dict[str, Path], tmp_path: Path) -> None:
+    start = WCTDecoders(("relu3_1", "relu2_1", "relu1_1"))
+    path = write_decoder(tmp_path / "start.safetensors", start)
+    before = arb.load_decoder("wct", path)
+    cfg = small_cfg(folders, "wct", 2)
+    cfg.init, cfg.levels = str(path), ("relu2_1", "relu1_1")
+    tuned = train_decoder(cfg).model
+    assert tuned.levels == ("relu3_1", "relu2_1", "relu1_1")  # the file's levels, all carried over
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # noqa: E731
+    assert same(tuned["relu3_1"], before["relu3_1"])  # not in --levels: unchanged
+    assert not same(tuned["relu2_1"], before["relu2_1"]) and not same(tuned["relu1_1"], before["relu1_1"])
+    for levels, needle in ((("relu4_1",), "has no decoder for relu4_1"), (("relu1_1",), "leaves nothing to train")):
+        cfg.levels = levels
+        with pytest.raises(arb.StylistError, match=needle):
+            train_decoder(cfg)
+
+
+def test_identity_loss_is_a_term_of_adain_training(folders: dict[str, Path]) -> None:
+    seen: list[dict] = []
+    cfg = small_cfg(folders, "adain", 2)
+    cfg.identity_weight = 1.0
+    train_decoder(cfg, lambda p: seen.append(p.losses))
+    assert all(s["identity"] > 0 and math.isclose(s["total"], s["content"] + s["style"] + s["identity"], rel_tol=1e-5) for s in seen)
+
+
 def test_train_decoder_cli_writes_and_resumes(folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "dec.safetensors"
     base = ["train-decoder", "--method", "adain", "--content", str(folders["photos"]), "--style", str(folders["paintings"]),
