@@ -67,8 +67,9 @@ def test_multiscale_schedule():
     assert [n for _, n in sched] == [171, 85, 44] and sum(n for _, n in sched) == 300
     assert plan_scales((341, 512), TransferConfig(multiscale=False)) == [((341, 512), 300)]
     # Small images get fewer scales: nothing below min_scale_size.
-    assert [s for s, _ in plan_scales((128, 192), cfg)] == [(128, 192)]
+    assert [s for s, _ in plan_scales((120, 180), cfg)] == [(120, 180)]
     assert len(plan_scales((200, 300), cfg)) == 2
+    assert [s for s, _ in plan_scales((256, 384), cfg)] == [(64, 96), (128, 192), (256, 384)]  # the default on fp32 CPUs
 
 
 def test_default_multiscale_run_ends_at_the_final_size(content_path, style_path):
