@@ -128,7 +128,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise StylistError(f"{out}: exists and is not a folder; give a folder for the study's files")
     plan = make_plan(args.name, cfg, Path(args.style), base)
     bar = _SweepBar(sum(c.steps for c in plan.cells), args.quiet)
-    command = "stylist " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "stylist study"
+    command = _command(args, given)
     try:
         result = run_study(args.name, args.content, args.style, out, cfg, bar, base, command)
     finally:
@@ -143,6 +143,20 @@ def cmd_study(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _command(args: argparse.Namespace, given: dict) -> str:
+    """The command as given (options in a fixed order), for the report."""
+    words = ["stylist", "study", args.name, "--content", args.content, "--style", args.style, "-o", args.output]
+    for key, value in given.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words += [flag] if value else [f"--no-{key.replace('_', '-')}"]
+        else:
+            words += [flag, *(map(str, value) if isinstance(value, tuple) else [str(value)])]
+    for item in args.set:
+        words += ["--set", item]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
