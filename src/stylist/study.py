@@ -341,7 +341,7 @@ def _run_cell(
     if not cfg.force:
         cached = _load_cell(cell, png, record_path, settings)
         if cached is not None:
-            tell(StudyProgress("skipped" if cached.status == "skipped" else "cached", index, count, label, cell.steps, cell.steps))
+            tell(StudyProgress("cached", index, count, label, cell.steps, cell.steps))
             return cached
     tell(StudyProgress("start", index, count, label, 0, cell.steps))
     try:
@@ -349,10 +349,9 @@ def _run_cell(
             raise StylistError(cell.skip)
         image, history, record = _compute(cell, content, style, cfg, lambda p: tell(replace(p, index=index, cells=count, label=label)))
     except StylistError as err:  # weights that cannot be loaded offline, a missing decoder ...
-        result = CellResult(cell, "skipped", note=str(err), record={"settings": settings, "status": "skipped", "note": str(err)})
-        write_atomic_bytes(record_path, (json.dumps(result.record, indent=1) + "\n").encode())
+        # Not recorded: the next run tries again (the weights may be downloadable by then); failing is quick.
         tell(StudyProgress("skipped", index, count, label, cell.steps, cell.steps))
-        return result
+        return CellResult(cell, "skipped", note=str(err), record={"status": "skipped", "note": str(err)})
     record.update(scorer(image) if tuple(image.shape[-2:]) == scorer.size else {})
     record.update(settings=settings, status="done", history=history)
     save_image(image, png, overwrite=True)
@@ -367,11 +366,7 @@ def _load_cell(cell: Cell, png: Path, record_path: Path, settings: dict) -> Cell
         record = json.loads(record_path.read_text())
     except (OSError, ValueError):
         return None
-    if record.get("settings") != settings:
-        return None
-    if record.get("status") == "skipped":
-        return CellResult(cell, "skipped", note=record.get("note", ""), record=record)
-    if not png.is_file():
+    if record.get("settings") != settings or record.get("status") != "done" or not png.is_file():
         return None
     try:
         image = load_tensor(png, "cell image")
