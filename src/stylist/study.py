@@ -51,6 +51,8 @@ DEFAULT_VALUES = {
     # (about 0.1 on a photo), so gamma 10 already weighs like the content term; 1000 flattens.
     "tv": (0.0, 10.0, 100.0, 1000.0),
 }
+# TransferConfig fields set by StudyConfig's own options, not by --set.
+STUDY_OWNED = ("size", "iterations", "device", "precision", "seed")
 TIMING_REPEATS = 3  # feed-forward and arbitrary: median of this many passes, after a warm-up
 
 
@@ -265,6 +267,9 @@ def make_plan(name: str, cfg: StudyConfig, style: Path, base: dict | None = None
     unknown = set(base) - {f.name for f in fields(TransferConfig)}
     if unknown:
         raise ConfigError(f"unknown option {', '.join(sorted(unknown))} in --set: use TransferConfig fields (see stylist transfer --help)")
+    own = sorted(set(base) & set(STUDY_OWNED))
+    if own:
+        raise ConfigError(f"--set {own[0]}: the study has its own option for that; use --{own[0].replace('_', '-')}")
     plan = PLANS[name](cfg, base, style)
     for cell in plan.cells:
         if cell.config is not None:
