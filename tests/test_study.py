@@ -43,6 +43,8 @@ def test_each_study_writes_its_files(name, tmp_path, content_path, style_path, c
             assert r["note"], "a skipped cell says why"
     if any(c.config is not None for c in plan.cells):
         assert (out / "losses.png").stat().st_size > 0
+    if plan.spectra:
+        assert (out / "spectra.png").stat().st_size > 0
     report = (out / "report.html").read_text()
     assert f"stylist study {name} --content" in report and "Device: cpu" in report
     for link in re.findall(r'(?:href|src)="([^"#:]+)"', report):

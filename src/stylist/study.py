@@ -454,6 +454,40 @@ def high_frequency_share(image: torch.Tensor) -> float:
     return float(power[high].sum() / power.sum().clamp_min(1e-30))
 
 
+def radial_profile(image: torch.Tensor, bins: int = 32) -> tuple[list[float], list[float]]:
+    """(frequency, mean log amplitude) of the luminance's spectrum in rings from 0 to Nyquist (0.5 cycles/px)."""
+    y = luminance(image.float())[0, 0].double()
+    amp = torch.log1p(torch.fft.fft2(y - y.mean()).abs())
+    fy = torch.fft.fftfreq(y.shape[0], dtype=torch.float64).view(-1, 1)
+    fx = torch.fft.fftfreq(y.shape[1], dtype=torch.float64).view(1, -1)
+    radius = (fx**2 + fy**2).sqrt().expand_as(amp)
+    ring = (radius / 0.5 * bins).long()
+    freqs, means = [], []
+    for b in range(1, bins):  # ring 0 holds the (removed) mean
+        inside = ring == b
+        if inside.any():
+            freqs.append((b + 0.5) * 0.5 / bins)
+            means.append(float(amp[inside].mean()))
+    return freqs, means
+
+
+def spectra_figure(plan: Plan, results: list[CellResult], content: torch.Tensor, final_hw: tuple[int, int]) -> bytes:
+    """The radially averaged amplitude spectrum of each result and of the photo (PNG)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot(*radial_profile(resize_long_side(content, max(final_hw))), color="black", linestyle="--", label="photo")
+    for r in results:
+        if r.image is not None:
+            ax.plot(*radial_profile(r.image), label=r.cell.col)
+    ax.set_xlabel("spatial frequency (cycles per pixel; 0.5 = Nyquist)")
+    ax.set_ylabel("mean log(1 + |FFT|) of luminance")
+    ax.set_title(f"{plan.title}: amplitude spectra, radially averaged")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
 def _plt():
     import matplotlib
 
@@ -583,18 +617,20 @@ def write_outputs(
     losses = loss_figure(plan, results)
     if losses is not None:
         files.append(write_atomic_bytes(folder / "losses.png", losses))
+    if plan.spectra:
+        files.append(write_atomic_bytes(folder / "spectra.png", spectra_figure(plan, results, content, final_hw)))
     rows = metric_rows(results)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS)
     writer.writeheader()
     writer.writerows({k: _fmt(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
     files.append(write_atomic_bytes(folder / "metrics.csv", buf.getvalue().encode()))
-    report = report_html(plan, rows, cfg, base, inputs, command, device, seconds, losses is not None)
+    report = report_html(plan, rows, cfg, base, inputs, command, device, seconds, [f.name for f in files])
     files.append(write_atomic_bytes(folder / "report.html", report.encode()))
     return files
 
 
-def report_html(plan: Plan, rows: list[dict], cfg: StudyConfig, base: dict, inputs: dict, command: str, device: str, seconds: float, losses: bool) -> str:
+def report_html(plan: Plan, rows: list[dict], cfg: StudyConfig, base: dict, inputs: dict, command: str, device: str, seconds: float, figures: list[str]) -> str:
     e = html.escape
     settings = {**asdict(cfg), **{f"set {k}": v for k, v in base.items()}}
     settings_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in settings.items())
@@ -625,7 +661,8 @@ table{{border-collapse:collapse;font-size:90%}}td,th{{border:1px solid #ccc;padd
 ({computed} cells computed, {len(rows) - computed} loaded or skipped). Stylist {e(__version__)}, PyTorch {e(torch.__version__)}.</p>
 <p>Photo: <code>{e(inputs["content"]["path"])}</code>; painting: <code>{e(inputs["style"]["path"])}</code>.</p>
 <h2>Results</h2><p><a href="grid.png"><img src="grid.png" alt="grid of results"></a></p>
-{'<h2>Loss</h2><p><img src="losses.png" alt="loss curves"></p>' if losses else ''}
+{'<h2>Spectra</h2><p><img src="spectra.png" alt="radially averaged spectra"></p>' if "spectra.png" in figures else ''}
+{'<h2>Loss</h2><p><img src="losses.png" alt="loss curves"></p>' if "losses.png" in figures else ''}
 <h2>Metrics</h2>
 <p>Distances to the photo (<i>content</i>: VGG relu4_2 features; <i>ssim</i>: structure of the luminance, 1 = same) and to the painting
 (<i>style_gram</i>, <i>style_meanstd</i>: VGG statistics at relu1_1..relu5_1; <i>color</i>: earth mover's distance of the colour
