@@ -17,7 +17,7 @@ src, dst = Path(sys.argv[1]), sys.argv[2]
 Image.open(src / "grid.png").convert("RGB").save(dst + ".jpg", quality=85)
 if (src / "spectra.png").exists():
     Image.open(src / "spectra.png").convert("RGB").save(dst + "_spectra.png", optimize=True)
-if (src / "losses.png").exists():
+if src.name in ("ratio", "optimizers"):  # the loss plots docs/studies.md shows
     Image.open(src / "losses.png").convert("RGB").save(dst + "_losses.png", optimize=True)
 PY
 done
