@@ -135,3 +135,10 @@ def test_bad_input_is_one_line_exit_2(args, words, tmp_path, content_path, style
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err
     assert not (tmp_path / "out").exists()
+
+
+def test_set_options_take_their_fields_types():
+    from stylist.cli_study import parse_set
+
+    given = parse_set(["style_layers=relu1_1,relu2_1", "init=noise", "multiscale=false", "lr=none", "tv-weight=2.5", "min_scale_size=64"])
+    assert given == {"style_layers": ("relu1_1", "relu2_1"), "init": "noise", "multiscale": False, "lr": None, "tv_weight": 2.5, "min_scale_size": 64}
