@@ -127,6 +127,7 @@ IO = ["--content", "{content}", "--style", "{style}", "-o", "{out}"]
         (["study", "ratio", *IO, "--set", "tv_weight=abc"], "not a valid value"),
         (["study", "ratio", *IO, "--size", "8"], "--size"),
         (["study", "ratio", *IO, "--set", "iterations=5"], "--iterations"),
+        (["study", "ratio", "--content", "{content}", "--style", "{style}", "-o", "{content}"], "not a folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, words, tmp_path, content_path, style_path, capsys):

@@ -121,12 +121,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     cfg = StudyConfig(**given)
     cfg.validate()
     base = parse_set(args.set)
+    plan = make_plan(args.name, cfg, Path(args.style), base)  # an unknown study: one line, before any work
     for path, what in ((args.content, "content"), (args.style, "style")):
         load_tensor(path, what)  # a missing or unreadable input: one line, before any folder is made
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise StylistError(f"{out}: exists and is not a folder; give a folder for the study's files")
-    plan = make_plan(args.name, cfg, Path(args.style), base)
     bar = _SweepBar(sum(c.steps for c in plan.cells), args.quiet)
     command = _command(args, given)
     try:
