@@ -189,10 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="list the VGG weight sources", description="List the VGG weight sources.")
     w.set_defaults(run=cmd_weights)
 
-    from . import cli_arbitrary, cli_feedforward, cli_web  # imported here: they build on this module's helpers
+    from . import cli_arbitrary, cli_feedforward, cli_study, cli_web  # imported here: they build on this module's helpers
 
     cli_feedforward.add_parsers(sub)
     cli_arbitrary.add_parsers(sub)
+    cli_study.add_parsers(sub)
     cli_web.add_parsers(sub)
     return parser
 

@@ -1,0 +1,213 @@
+"""Measurable proxies of a style transfer's quality.
+
+No single number judges style transfer: a result can copy the painting's statistics and lose
+the photo, or keep the photo and miss the painting. These numbers say *how far* a result is
+from each input along a few axes, for comparing settings on the same pair, never across pairs.
+
+- ``content``: mean squared difference of VGG features at the content layers (default
+  ``relu4_2``) between result and photo, each layer divided by its mean activation over the photo
+  (as the optimisation's layer balance does). 0 = same features; grows as the photo's
+  structure is lost. It is also what optimisation minimises, so it favours optimisation.
+- ``style_gram``: sum over the style layers (``relu1_1`` .. ``relu5_1``, equal weights) of the
+  squared Frobenius distance of the ``mean``-normalised Gram matrices, result against painting.
+  What optimisation minimises; blind to where things are.
+- ``style_meanstd``: the same layers, mean squared distance of the per-channel means plus that of
+  the per-channel standard deviations (AdaIN's statistics). Cheaper, coarser than the Gram.
+- ``ssim``: structural similarity of the luminance of result and photo (Gaussian window, sigma 1.5,
+  Wang et al. 2004 constants). 1 = same structure. Penalises every brush stroke, wanted or not.
+- ``color``: mean over R, G, B of the earth mover's distance between the result's and the
+  painting's value distributions (in [0, 1] units: 0 = same histograms). Ignores spatial layout
+  and colour co-occurrence (each channel alone).
+
+The content and painting are resized to the result's size (the painting: long side to long side)
+before measuring, so the numbers depend on that size. Time and peak memory are the run's, not
+the image's: :class:`PeakMemory` samples them.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .color import luminance
+from .image import ImageLike, load_tensor, resize, resize_long_side
+from .losses import gram, mean_std
+from .optimize import resolve_device
+from .vgg import VGGFeatures
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYERS = ("relu4_2",)
+# SSIM constants of Wang, Bovik, Sheikh and Simoncelli (2004): C1 = (K1 L)^2, C2 = (K2 L)^2, L = 1.
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+METRIC_NAMES = ("content", "style_gram", "style_meanstd", "ssim", "color")
+
+
+@dataclass
+class MetricsConfig:
+    """What :func:`measure` compares, and with which network."""
+
+    # Layers whose features the result should share with the photo.
+    content_layers: tuple[str, ...] = CONTENT_LAYERS
+    # Layers whose statistics the result should share with the painting.
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    # VGG weights (a name from stylist.weights.SOURCES): the default judges every backbone alike.
+    weights: str = "vgg19-caffe"
+    # auto, cpu, cuda ...
+    device: str = "cpu"
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """A normalised 1-D Gaussian (size,) in float64."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM of images (B, C, H, W) in [0, data_range], per image: a (B,) tensor.
+
+    Local statistics under a Gaussian window (separable, 'valid' positions only, so the
+    borders do not mix in padding); population (not sample) variances, as Wang et al.
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"ssim needs images of one shape; got {tuple(x.shape)} and {tuple(y.shape)}")
+    size = min(size, x.shape[-1], x.shape[-2])
+    g = gaussian_window(size, sigma).to(x.device)
+    c = x.shape[1]
+    kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    ky = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+
+    x, y = x.double(), y.double()
+    mx, my = blur(x), blur(y)
+    vx = blur(x * x) - mx * mx
+    vy = blur(y * y) - my * my
+    cov = blur(x * y) - mx * my
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3)).float()
+
+
+def color_distance(x: torch.Tensor, y: torch.Tensor, quantiles: int = 256) -> float:
+    """Mean over channels of the 1-D earth mover's distance between the value distributions of
+    ``x`` and ``y`` (1, 3, H, W), from their quantile functions (images of any sizes)."""
+    q = (torch.arange(quantiles, dtype=torch.float64) + 0.5) / quantiles
+    total = 0.0
+    for ch in range(3):
+        a = torch.quantile(x[:, ch].flatten().double(), q)
+        b = torch.quantile(y[:, ch].flatten().double(), q)
+        total += float((a - b).abs().mean())
+    return total / 3
+
+
+class Scorer:
+    """The metrics of results against one photo and one painting, at one result size.
+
+    The photo's features and the painting's statistics are computed once; call the scorer
+    with each result (1, 3, H, W) of that size.
+    """
+
+    def __init__(self, content: torch.Tensor, style: torch.Tensor, size: tuple[int, int], cfg: MetricsConfig | None = None, net: VGGFeatures | None = None) -> None:
+        self.cfg = cfg or MetricsConfig()
+        self.device = resolve_device(self.cfg.device)
+        self.size = tuple(size)
+        self.net = (net or VGGFeatures([*self.cfg.content_layers, *self.cfg.style_layers], weights=self.cfg.weights)).to(self.device)
+        self.content = resize(content.float(), self.size)
+        self.style = resize_long_side(style.float(), max(self.size))
+        with torch.no_grad():
+            cf = self.net(self.content.to(self.device))
+            # Layer balance, as the optimisation does: each layer divided by its mean over the photo.
+            self.scales = {n: max(float(f.mean()), 1e-6) for n, f in cf.items()}
+            self.content_targets = {n: cf[n] / self.scales[n] for n in self.cfg.content_layers}
+            sf = self._features(self.style)
+            self.style_grams = {n: gram(sf[n]) for n in self.cfg.style_layers}
+            self.style_stats = {n: mean_std(sf[n]) for n in self.cfg.style_layers}
+
+    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.net(x.to(self.device))
+        return {n: f / self.scales[n] for n, f in feats.items()}
+
+    @torch.no_grad()
+    def __call__(self, result: torch.Tensor) -> dict[str, float]:
+        x = result.float()
+        if tuple(x.shape[-2:]) != self.size:
+            raise ValueError(f"this scorer measures results of {self.size}; got {tuple(x.shape[-2:])}")
+        f = self._features(x)
+        content = sum(float((f[n] - self.content_targets[n]).pow(2).mean()) for n in self.cfg.content_layers) / len(self.cfg.content_layers)
+        style_gram = sum(float((gram(f[n]) - self.style_grams[n]).pow(2).sum()) for n in self.cfg.style_layers) / len(self.cfg.style_layers)
+        style_ms = 0.0
+        for n in self.cfg.style_layers:
+            (m, s), (tm, ts) = mean_std(f[n]), self.style_stats[n]
+            style_ms += float((m - tm).pow(2).mean() + (s - ts).pow(2).mean())
+        return {
+            "content": content,
+            "style_gram": style_gram,
+            "style_meanstd": style_ms / len(self.cfg.style_layers),
+            "ssim": float(ssim(luminance(x.cpu()), luminance(self.content))[0]),
+            "color": color_distance(x.cpu(), self.style),
+        }
+
+
+def measure(result: ImageLike, content: ImageLike, style: ImageLike, cfg: MetricsConfig | None = None) -> dict[str, float]:
+    """The metrics of one result (see the module notes), at the result's own size."""
+    x = load_tensor(result, "result")
+    c, s = load_tensor(content, "content"), load_tensor(style, "style")
+    return Scorer(c, s, tuple(x.shape[-2:]), cfg)(x)
+
+
+def rss_mb() -> float:
+    """The process's resident memory now, in MiB (Linux: /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+class PeakMemory:
+    """Time and peak memory of one piece of work.
+
+    CPU: the resident set size, sampled at start, at each :meth:`sample` (call it once per
+    iteration) and at the end: a lower bound of the true peak, which may fall between samples,
+    and a process-wide figure (it includes the Python interpreter and loaded weights). CUDA:
+    ``torch.cuda.max_memory_allocated`` over the work, exact for tensors.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device) if not isinstance(device, torch.device) else device
+        self.peak_rss = 0.0
+        self.seconds = 0.0
+        self.cuda_peak_mb: float | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.sample()
+        self._t0 = time.perf_counter()
+        return self
+
+    def sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.cuda_peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.seconds = time.perf_counter() - self._t0
+        self.sample()
+
+    def record(self) -> dict[str, float]:
+        out = {"seconds": self.seconds, "peak_rss_mb": self.peak_rss}
+        if self.cuda_peak_mb is not None:
+            out["cuda_peak_mb"] = self.cuda_peak_mb
+        return out
