@@ -51,7 +51,9 @@ def _grid(rows: list[list[Image.Image]], path: Path) -> None:
 
 
 def samples(method: str) -> None:
-    header = [_tile(Image.new("RGB", (TILE, TILE), "white"))] + [_tile(Image.open(p), p.stem + (" (seen)" if "starry" in p.stem else " (held out)")) for p in PAINTINGS]
+    # Only AdaIN's decoder saw paintings in training; WCT's saw photographs alone.
+    seen = (lambda p: " (seen)" if "starry" in p.stem else " (held out)") if method == "adain" else (lambda p: "")
+    header = [_tile(Image.new("RGB", (TILE, TILE), "white"))] + [_tile(Image.open(p), p.stem + seen(p)) for p in PAINTINGS]
     rows = [header]
     for photo in PHOTOS:
         rows.append([_tile(Image.open(photo), photo.stem)] + [_tile(arbitrary(photo, p, method=method, size=512)) for p in PAINTINGS])
