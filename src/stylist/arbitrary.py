@@ -24,8 +24,8 @@ Departures from the papers, each for a stated reason:
 * WCT drops eigenvalues below a *relative* threshold (1e-5 of the largest) rather than Li et al.'s
   absolute 1e-5, so that the cut does not depend on the feature scale.
 * ``identity_weight`` (0 by default, as in the paper) adds an identity loss to AdaIN training: the
-  photo decoded from its own relu4_1 against the photo. Stylist's shipped decoder, trained on only
-  a dozen paintings, uses it so that alpha 0 gives the photo back rather than a painting's palette.
+  photo decoded from its own relu4_1 against the photo, so that alpha 0 gives the photo back
+  rather than the training paintings' palette (a risk with few paintings; see the model card).
 * The WCT feature loss is measured on the scaled features above (Li et al.: lambda = 1 on their
   normalised VGG's features), so lambda = 1 keeps the balance they intended.
 
@@ -612,7 +612,7 @@ class DecoderTrainConfig:
     # file's levels that are not in --levels are carried over unchanged into the result.
     init: str | None = None
     # AdaIN: weight of an identity loss, decoder(photo's own relu4_1) against the photo (pixel MSE
-    # plus relu4_1 MSE). 0 is the paper's objective; Stylist's shipped decoder uses 1 (its model card says why).
+    # plus relu4_1 MSE). 0 is the paper's objective; see docs/models/adain.md for when to add it.
     identity_weight: float = 0.0
     # Seed for the initial weights and the order and placement of the crops.
     seed: int = 0
