@@ -245,3 +245,19 @@ def test_feedforward_style_in_one_pass(page, tmp_path):
     table = page.locator("#compare-table").inner_text()
     assert "Feed-forward" in table and "composition-vii" in table  # the first built-in style
     assert page.locator("#downloads a").count() == 2
+
+
+@needs_browser
+def test_arbitrary_style_in_one_pass(page, tmp_path):
+    from stylist.web import arbitrary_methods
+
+    if "adain" not in arbitrary_methods():
+        pytest.skip("no AdaIN decoder in this installation")
+    choose_images(page)
+    page.get_by_label("Arbitrary style (AdaIN)").check()
+    set_number(page, "size", 64)
+    page.click("#run")
+    page.get_by_text("Done in").wait_for()
+    page.screenshot(path=str(tmp_path / "arbitrary.png"), full_page=True)
+    assert "AdaIN" in page.locator("#compare-table").inner_text()
+    assert result_src(page) and page.locator("#downloads a").count() == 2
