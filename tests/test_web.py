@@ -46,6 +46,8 @@ def test_web_limits_are_checked(capsys):
     pytest.importorskip("gradio", reason="the web app needs gradio (pip install stylist[web])")
     assert cli.main(["web", "--max-size", "32"]) == 2
     assert "--max-size must be at least 64" in capsys.readouterr().err
+    assert cli.main(["web", "--port", "99999"]) == 2
+    assert "--port must be between 1 and 65535" in capsys.readouterr().err
 
 
 # --- the server and the browser ------------------------------------------------------------------

@@ -35,11 +35,13 @@ def cmd_web(args: argparse.Namespace) -> int:
         raise StylistError('the web app needs Gradio: pip install "stylist[web]"')
     limits = WebLimits(**{f.name: getattr(args, f.name) for f in fields(WebLimits) if hasattr(args, f.name)})
     limits.validate()
+    if not 1 <= args.port <= 65535:
+        raise StylistError(f"--port must be between 1 and 65535; got {args.port}")
     from .web import start, stop_server
 
     try:
         demo, url, root = start(args.host, args.port, limits)
-    except OSError as err:  # Gradio reports a port in use as OSError
+    except (OSError, OverflowError) as err:  # Gradio reports a port in use as OSError
         raise StylistError(f"cannot listen on {args.host}:{args.port} ({str(err).splitlines()[0]}); choose another --port") from None
     print(f"Stylist web app: {url}  (Ctrl-C stops it)", flush=True)
     if args.host not in LOOPBACK:
