@@ -131,3 +131,12 @@ def test_a_rerun_says_what_may_make_its_pixels_differ() -> None:
     lines = differences(manifest)
     assert len(lines) == 2 and "torch 0.0.1" in lines[0] and "vgg19-caffe" in lines[1]
     assert differences({"versions": versions(), "weights": {"source": "vgg19-caffe", "sha256": SOURCES["vgg19-caffe"].sha256}}) == []
+
+
+def test_one_pass_manifest_has_the_transfer_layout() -> None:
+    from stylist.manifest import FORMAT, VERSION, one_pass_manifest, to_json
+
+    m = one_pass_manifest("arbitrary", {"method": "adain", "alpha": 0.5}, {"content": {"file": "a.jpg"}}, "cpu", 0.12345, {"file": "r.png"}, app="x")
+    assert (m["format"], m["version"], m["kind"], m["device"], m["elapsed"], m["app"]) == (FORMAT, VERSION, "arbitrary", "cpu", 0.123, "x")
+    assert m["config"]["alpha"] == 0.5 and m["output"] == {"file": "r.png"} and "torch" in str(m["versions"])
+    assert json.loads(to_json(m)) == m

@@ -110,6 +110,24 @@ def build_manifest(cfg: TransferConfig, result: TransferResult, inputs: dict, ou
     }
 
 
+def one_pass_manifest(kind: str, config: dict, inputs: dict, device: str, elapsed: float, output: dict | None = None, **extra: object) -> dict:
+    """The manifest of a one-pass result (``kind``: feedforward or arbitrary), in the layout of
+    :func:`build_manifest`: ``config`` holds the options the pass ran with."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "inputs": inputs,
+        "output": output or {},
+        "versions": versions(),
+        "device": device,
+        "elapsed": round(elapsed, 3),
+        **extra,
+    }
+
+
 def to_json(manifest: dict, indent: int | None = None) -> str:
     # ASCII only: TIFF's ImageDescription and EXIF's ASCII UserComment hold nothing else.
     return json.dumps(manifest, indent=indent, ensure_ascii=True, allow_nan=False)

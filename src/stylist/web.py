@@ -31,7 +31,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
@@ -46,9 +45,7 @@ from .arbitrary import ArbitraryConfig, load_decoder
 from .errors import StylistError
 from .feedforward import builtin_models, load_model
 from .image import WRITE_FORMATS, read_picture, resize_long_side, save_image, to_pil, write_atomic_bytes
-from .manifest import FORMAT as MANIFEST_FORMAT
-from .manifest import VERSION as MANIFEST_VERSION
-from .manifest import build_manifest, embed_params, input_records, to_json, versions
+from .manifest import build_manifest, embed_params, input_records, one_pass_manifest, to_json
 from .web_limits import WebLimits
 from .optimize import Progress, TransferConfig, TransferResult, resolve_device, stylize
 
@@ -393,13 +390,8 @@ class App:
         return records
 
     def one_pass_manifest(self, kind: str, options: dict, s: Settings, device: str, elapsed: float) -> dict:
-        """The manifest of a feed-forward or arbitrary result, in the layout of an optimisation's."""
-        return {
-            "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "kind": kind,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": options, "inputs": self.inputs(s), "output": {"file": "result.png"},
-            "versions": versions(), "device": device, "elapsed": round(elapsed, 3), "app": f"stylist web {__version__}",
-        }
+        """The manifest of a feed-forward or arbitrary result."""
+        return one_pass_manifest(kind, options, self.inputs(s), device, elapsed, {"file": "result.png"}, app=f"stylist web {__version__}")
 
     def save(self, session: Session, s: Settings, image: Image.Image, manifest: dict) -> list[str]:
         """The result as PNG with its manifest inside, and the manifest beside it as JSON."""
