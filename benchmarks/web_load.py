@@ -86,8 +86,17 @@ def one_job(url: str, size: int, iterations: int, start: threading.Event, deadli
     record: dict = {"outcome": "timed out", "best_rank": None}
     try:
         job = client.submit(
-            handle_file(str(CONTENT)), handle_file(str(STYLE)), "Optimisation (Gatys et al.)", None,
-            size, 1.5, 0.0, iterations, "none", 1.0, api_name="/run",
+            handle_file(str(CONTENT)),
+            handle_file(str(STYLE)),
+            "Optimisation (Gatys et al.)",
+            None,
+            size,
+            1.5,
+            0.0,
+            iterations,
+            "none",
+            1.0,
+            api_name="/run",
         )
         while not job.done() and time.monotonic() < deadline:
             rank = job.status().rank
@@ -98,7 +107,9 @@ def one_job(url: str, size: int, iterations: int, start: threading.Event, deadli
             outputs = job.outputs()
             job.result(timeout=5)
             last = outputs[-1] if outputs else None
-            record["outcome"] = "finished" if last and str(last[1]).startswith("**Done") else f"ended: {last and last[1]}"
+            record["outcome"] = (
+                "finished" if last and str(last[1]).startswith("**Done") else f"ended: {last and last[1]}"
+            )
     except Exception as err:  # noqa: BLE001 (a refused job is an outcome to report)
         record["outcome"] = f"refused: {str(err).splitlines()[0][:120]}"
     record["latency_s"] = round(time.perf_counter() - t0, 3)
@@ -155,7 +166,8 @@ def load(args: argparse.Namespace) -> dict:
     finished = [r for r in results if r["outcome"] == "finished"]
     lat = [r["latency_s"] for r in finished]
     return {
-        "jobs": args.jobs, "finished": len(finished),
+        "jobs": args.jobs,
+        "finished": len(finished),
         "refused": sum(r["outcome"].startswith("refused") for r in results),
         "timed_out": sum(r["outcome"] == "timed out" for r in results),
         "told_their_place": sum(r["best_rank"] is not None for r in results),
@@ -163,7 +175,11 @@ def load(args: argparse.Namespace) -> dict:
         "latency_s": {"p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9), "max": max(lat)} if lat else None,
         "makespan_s": round(makespan, 2),
         "server_alive_after": alive,
-        "server_rss_mb": {"idle": round(idle_rss / 1024), "peak_sampled": round(peak_sampled / 1024), "peak_vmhwm": round(peak / 1024)},
+        "server_rss_mb": {
+            "idle": round(idle_rss / 1024),
+            "peak_sampled": round(peak_sampled / 1024),
+            "peak_vmhwm": round(peak / 1024),
+        },
         "outcomes": results,
     }
 
@@ -174,7 +190,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=600, help="seconds for the whole load")
-    ap.add_argument("--server-args", nargs=argparse.REMAINDER, default=[], help="passed to stylist web (e.g. --queue-size 10)")
+    ap.add_argument(
+        "--server-args", nargs=argparse.REMAINDER, default=[], help="passed to stylist web (e.g. --queue-size 10)"
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "web_load.json"))
     args = ap.parse_args()
     # The reference first: the clients' background threads would otherwise share its cores.
@@ -182,11 +200,16 @@ def main() -> None:
     report = load(args)
     report["direct_s_per_job"] = round(direct, 3)
     report["ratio_makespan_to_direct"] = round(report["makespan_s"] / (args.jobs * direct), 2)
-    report.update({
-        "device": platform.processor() or platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(),
-        "date": date.today().isoformat(), "command": "python benchmarks/web_load.py " + " ".join(sys.argv[1:]),
-        "settings": {"size": args.size, "iterations": args.iterations, "server_args": args.server_args},
-    })
+    report.update(
+        {
+            "device": platform.processor() or platform.machine(),
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "date": date.today().isoformat(),
+            "command": "python benchmarks/web_load.py " + " ".join(sys.argv[1:]),
+            "settings": {"size": args.size, "iterations": args.iterations, "server_args": args.server_args},
+        }
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     summary = {k: v for k, v in report.items() if k != "outcomes"}

@@ -47,7 +47,9 @@ def render(name: str) -> None:
     seconds = time.perf_counter() - start
     image.save(OUT / f"{name}.jpg", quality=90)
     shown = {k: (v if k != "masks" else [p.name for p in v]) for k, v in options.items()}
-    print(f"{name}: {image.width}x{image.height}, {seconds:.0f} s, styles {[p.name for p in styles]}, {shown}", flush=True)
+    print(
+        f"{name}: {image.width}x{image.height}, {seconds:.0f} s, styles {[p.name for p in styles]}, {shown}", flush=True
+    )
 
 
 if __name__ == "__main__":

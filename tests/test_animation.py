@@ -17,7 +17,21 @@ from stylist.cli import main
 from stylist.image import load_tensor, resize_long_side, save_image
 from stylist.video import check_film_path, default_every
 
-ARGS = ["--size", "64", "--min-scale-size", "32", "--iterations", "8", "--early-stop-patience", "0", "--init", "noise", "--precision", "fp32", "-q"]
+ARGS = [
+    "--size",
+    "64",
+    "--min-scale-size",
+    "32",
+    "--iterations",
+    "8",
+    "--early-stop-patience",
+    "0",
+    "--init",
+    "noise",
+    "--precision",
+    "fp32",
+    "-q",
+]
 
 
 @pytest.fixture
@@ -29,7 +43,17 @@ def folder(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
 
 def run(folder: Path, capsys, *extra: object) -> tuple[int, list[str]]:
     capsys.readouterr()
-    code = main(["transfer", str(folder / "photo.png"), str(folder / "painting.png"), "-o", str(folder / "out.png"), *ARGS, *map(str, extra)])
+    code = main(
+        [
+            "transfer",
+            str(folder / "photo.png"),
+            str(folder / "painting.png"),
+            "-o",
+            str(folder / "out.png"),
+            *ARGS,
+            *map(str, extra),
+        ]
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return code, err.splitlines()
@@ -46,7 +70,12 @@ def test_gif_has_a_frame_every_n_steps_at_the_final_size(folder, capsys):
             distances.append(np.abs(np.asarray(gif.convert("RGB"), dtype=float) - result).mean())
     # The film runs from near the noise it began with to the result (up to GIF's 256 colours).
     assert distances[-1] == min(distances) and distances[-1] < 0.6 * distances[0], distances
-    assert sorted(p.name for p in folder.iterdir()) == ["film.gif", "out.png", "painting.png", "photo.png"]  # no temporary left
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "film.gif",
+        "out.png",
+        "painting.png",
+        "photo.png",
+    ]  # no temporary left
 
 
 def test_mp4_has_the_same_frames(folder, capsys):

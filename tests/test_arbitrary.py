@@ -141,7 +141,16 @@ def test_padding_reflects_to_the_multiple() -> None:
 def test_decoder_mirrors_the_encoder() -> None:
     convs = [m for m in Decoder("relu4_1").modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [
-        (512, 256), (256, 256), (256, 256), (256, 256), (256, 128), (128, 128), (128, 64), (64, 64), (64, 3)]
+        (512, 256),
+        (256, 256),
+        (256, 256),
+        (256, 256),
+        (256, 128),
+        (128, 128),
+        (128, 64),
+        (64, 64),
+        (64, 3),
+    ]
     assert sum(isinstance(m, torch.nn.Upsample) for m in Decoder("relu4_1").modules()) == 3
     assert Decoder("relu5_1", 256)(torch.zeros(1, 512, 2, 3)).shape == (1, 3, 32, 48)
     assert Decoder("relu1_1")(torch.zeros(1, 64, 5, 7)).shape == (1, 3, 5, 7)
@@ -152,19 +161,35 @@ def test_decoder_mirrors_the_encoder() -> None:
 
 def test_alpha_zero_is_the_decoder_of_the_content_features(encoder: Encoder, adain_decoder: Decoder) -> None:
     content = resize(load_tensor(PHOTOS[0]), (45, 61))  # not multiples of 8: padded, then cropped back
-    out = stylize_arbitrary(content, PAINTINGS[0], ArbitraryConfig(alpha=0.0, style_size=96, **CPU32), decoder=adain_decoder, encoder=encoder)
+    out = stylize_arbitrary(
+        content,
+        PAINTINGS[0],
+        ArbitraryConfig(alpha=0.0, style_size=96, **CPU32),
+        decoder=adain_decoder,
+        encoder=encoder,
+    )
     with torch.no_grad():
-        expected = adain_decoder(encoder(pad_to_multiple(content, 8), ADAIN_LEVEL)[ADAIN_LEVEL])[..., :45, :61].clamp(0, 1)
+        expected = adain_decoder(encoder(pad_to_multiple(content, 8), ADAIN_LEVEL)[ADAIN_LEVEL])[..., :45, :61].clamp(
+            0, 1
+        )
     assert out.shape == (1, 3, 45, 61)
     assert torch.allclose(out, expected, atol=1e-5)
-    full = stylize_arbitrary(content, PAINTINGS[0], ArbitraryConfig(alpha=1.0, style_size=96, **CPU32), decoder=adain_decoder, encoder=encoder)
+    full = stylize_arbitrary(
+        content,
+        PAINTINGS[0],
+        ArbitraryConfig(alpha=1.0, style_size=96, **CPU32),
+        decoder=adain_decoder,
+        encoder=encoder,
+    )
     assert (full - out).abs().mean() > 2e-3  # alpha matters (an untrained decoder damps every difference)
 
 
 def test_style_weights_interpolate_targets(encoder: Encoder, adain_decoder: Decoder) -> None:
     content = image(PHOTOS[2], 48)
     s1, s2 = image(PAINTINGS[0], 64), image(PAINTINGS[1], 64)
-    run = lambda styles, **kw: stylize_arbitrary(content, styles, ArbitraryConfig(style_size=None, **kw, **CPU32), decoder=adain_decoder, encoder=encoder)  # noqa: E731
+    run = lambda styles, **kw: stylize_arbitrary(
+        content, styles, ArbitraryConfig(style_size=None, **kw, **CPU32), decoder=adain_decoder, encoder=encoder
+    )  # noqa: E731
     assert torch.allclose(run([s1, s2], style_weights=(1.0, 0.0)), run([s1]), atol=1e-5)
     assert torch.allclose(run([s1, s2], style_weights=(2.0, 2.0)), run([s1, s2]), atol=1e-6)
     with torch.no_grad():
@@ -174,7 +199,9 @@ def test_style_weights_interpolate_targets(encoder: Encoder, adain_decoder: Deco
     assert torch.allclose(run([s1, s2], style_weights=(0.3, 0.7)), expected, atol=1e-5)
 
 
-def test_style_cache_encodes_each_painting_once(encoder: Encoder, adain_decoder: Decoder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_style_cache_encodes_each_painting_once(
+    encoder: Encoder, adain_decoder: Decoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     content, style = image(PHOTOS[0], 40), image(PAINTINGS[0], 48)
     cache: dict = {}
     cfg = ArbitraryConfig(style_size=None, **CPU32)
@@ -188,13 +215,20 @@ def test_style_cache_encodes_each_painting_once(encoder: Encoder, adain_decoder:
     assert len(cache) == 2  # another painting, another entry (keyed by its pixels)
 
 
-def test_masks_choose_the_painting_per_region(encoder: Encoder, adain_decoder: Decoder, wct_decoders: WCTDecoders) -> None:
+def test_masks_choose_the_painting_per_region(
+    encoder: Encoder, adain_decoder: Decoder, wct_decoders: WCTDecoders
+) -> None:
     content = resize(load_tensor(PHOTOS[0]), (40, 56))
     s1, s2 = image(PAINTINGS[0], 64), image(PAINTINGS[2], 64)
     ones, zeros = torch.ones(40, 56), torch.zeros(40, 56)
-    for method, dec, levels in (("adain", adain_decoder, arb.WCT_LEVELS), ("wct", wct_decoders, ("relu2_1", "relu1_1"))):
+    for method, dec, levels in (
+        ("adain", adain_decoder, arb.WCT_LEVELS),
+        ("wct", wct_decoders, ("relu2_1", "relu1_1")),
+    ):
         cfg = lambda **kw: ArbitraryConfig(method=method, levels=levels, style_size=None, **kw, **CPU32)  # noqa: E731
-        run = lambda styles, masks=None, **kw: stylize_arbitrary(content, styles, cfg(**kw), masks=masks, decoder=dec, encoder=encoder)  # noqa: E731
+        run = lambda styles, masks=None, **kw: stylize_arbitrary(
+            content, styles, cfg(**kw), masks=masks, decoder=dec, encoder=encoder
+        )  # noqa: E731
         only_first = run([s1, s2], [ones, zeros])
         assert torch.allclose(only_first, run([s1]), atol=1e-4), method
         assert torch.allclose(run([s1, s2], [zeros, zeros]), run([s1], alpha=0.0), atol=1e-4), method
@@ -210,19 +244,37 @@ def test_wct_any_size_and_levels(encoder: Encoder, wct_decoders: WCTDecoders) ->
 
 def test_luminance_mode_keeps_the_photos_chroma(encoder: Encoder, adain_decoder: Decoder) -> None:
     content = image(PHOTOS[2], 48)
-    out = stylize_arbitrary(content, PAINTINGS[0], ArbitraryConfig(preserve_color="luminance", style_size=96, **CPU32), decoder=adain_decoder, encoder=encoder)
+    out = stylize_arbitrary(
+        content,
+        PAINTINGS[0],
+        ArbitraryConfig(preserve_color="luminance", style_size=96, **CPU32),
+        decoder=adain_decoder,
+        encoder=encoder,
+    )
     # Up to the clamp into [0, 1]: compare chroma where no channel saturated.
     ok = ((out > 0.01) & (out < 0.99)).all(dim=1, keepdim=True).expand(-1, 2, -1, -1)
     diff = (rgb_to_yiq(out)[:, 1:] - rgb_to_yiq(content)[:, 1:])[ok]
     assert diff.abs().max() < 1e-3
-    hist = stylize_arbitrary(content, PAINTINGS[0], ArbitraryConfig(preserve_color="histogram", style_size=96, **CPU32), decoder=adain_decoder, encoder=encoder)
+    hist = stylize_arbitrary(
+        content,
+        PAINTINGS[0],
+        ArbitraryConfig(preserve_color="histogram", style_size=96, **CPU32),
+        decoder=adain_decoder,
+        encoder=encoder,
+    )
     assert hist.shape == content.shape
 
 
 def test_config_errors_are_one_line() -> None:
     from stylist.errors import ConfigError
 
-    for bad in (dict(alpha=1.5), dict(method="gatys"), dict(levels=("relu9_1",)), dict(level_alphas=(1.0,)), dict(size=4)):
+    for bad in (
+        dict(alpha=1.5),
+        dict(method="gatys"),
+        dict(levels=("relu9_1",)),
+        dict(level_alphas=(1.0,)),
+        dict(size=4),
+    ):
         with pytest.raises(ConfigError) as err:
             ArbitraryConfig(**bad).validate()
         assert "\n" not in str(err.value)
@@ -287,7 +339,21 @@ def test_cli_writes_results_of_the_photos_size(files: dict[str, Path], tmp_path:
     assert cli(["arbitrary", str(files["photo0"]), "-o", str(out), "--alpha", "0.5", *base]) == 0
     assert Image.open(out).size == (52, 40)
     folder = tmp_path / "many"
-    assert cli(["arbitrary", str(files["photo0"]), str(files["photo1"]), "-o", str(folder), "--mask", str(files["mask"]), *base]) == 0
+    assert (
+        cli(
+            [
+                "arbitrary",
+                str(files["photo0"]),
+                str(files["photo1"]),
+                "-o",
+                str(folder),
+                "--mask",
+                str(files["mask"]),
+                *base,
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in folder.iterdir()) == ["photo0.png", "photo1.png"]
     assert Image.open(folder / "photo1.png").size == (52, 48)
 
@@ -308,7 +374,9 @@ def test_cli_writes_results_of_the_photos_size(files: dict[str, Path], tmp_path:
         ("image file for several", "need -o to be a folder"),
     ],
 )
-def test_cli_bad_inputs_one_line_exit_2(case: str, needle: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_bad_inputs_one_line_exit_2(
+    case: str, needle: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out.png"
     photo, style, dec = str(files["photo0"]), str(files["style"]), str(files["decoder"])
     argv = {
@@ -351,16 +419,26 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for i, p in enumerate(PHOTOS * 2):
         to_pil(resize_long_side(load_tensor(p), 48)).save(d / "photos" / ("sub" if i % 2 else "") / f"p{i}.jpg")
     (d / "photos" / "junk.jpg").write_bytes(b"\x00" * 10)  # skipped, counted
-    for i, p in enumerate(PAINTINGS):
+    for p in PAINTINGS:
         to_pil(resize_long_side(load_tensor(p), 64)).save(d / "paintings" / p.name)
     return {"photos": d / "photos", "paintings": d / "paintings"}
 
 
 def small_cfg(folders: dict[str, Path], method: str, steps: int) -> DecoderTrainConfig:
     return DecoderTrainConfig(
-        method=method, content=str(folders["photos"]), style=str(folders["paintings"]) if method == "adain" else None,
-        exclude_styles=(PAINTINGS[0].name,), steps=steps, batch_size=2, image_size=32, workers=0, log_every=1,
-        device="cpu", precision="fp32", lr=1e-3, levels=("relu3_1", "relu2_1", "relu1_1"),
+        method=method,
+        content=str(folders["photos"]),
+        style=str(folders["paintings"]) if method == "adain" else None,
+        exclude_styles=(PAINTINGS[0].name,),
+        steps=steps,
+        batch_size=2,
+        image_size=32,
+        workers=0,
+        log_every=1,
+        device="cpu",
+        precision="fp32",
+        lr=1e-3,
+        levels=("relu3_1", "relu2_1", "relu1_1"),
     )
 
 
@@ -393,8 +471,10 @@ def test_linear_decoder_is_the_least_squares_optimum(folders: dict[str, Path], e
 
     def pixel_grad_norm(dec: Decoder) -> float:
         dec = dec.requires_grad_(True)
-        loss = sum(torch.nn.functional.mse_loss(dec(encoder(x, "relu1_1")["relu1_1"]), x, reduction="sum")
-                   for x in (resize_long_side(load_tensor(p), 48) for p in photos))
+        loss = sum(
+            torch.nn.functional.mse_loss(dec(encoder(x, "relu1_1")["relu1_1"]), x, reduction="sum")
+            for x in (resize_long_side(load_tensor(p), 48) for p in photos)
+        )
         return float(torch.autograd.grad(loss, dec.net[-1].weight)[0].norm())
 
     assert pixel_grad_norm(decoder) < 1e-3 * pixel_grad_norm(Decoder("relu1_1"))
@@ -426,25 +506,79 @@ def test_identity_loss_is_a_term_of_adain_training(folders: dict[str, Path]) -> 
     cfg = small_cfg(folders, "adain", 2)
     cfg.identity_weight = 1.0
     train_decoder(cfg, lambda p: seen.append(p.losses))
-    assert all(s["identity"] > 0 and math.isclose(s["total"], s["content"] + s["style"] + s["identity"], rel_tol=1e-5) for s in seen)
+    assert all(
+        s["identity"] > 0 and math.isclose(s["total"], s["content"] + s["style"] + s["identity"], rel_tol=1e-5)
+        for s in seen
+    )
 
 
-def test_train_decoder_cli_writes_and_resumes(folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_train_decoder_cli_writes_and_resumes(
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "dec.safetensors"
-    base = ["train-decoder", "--method", "adain", "--content", str(folders["photos"]), "--style", str(folders["paintings"]),
-            "-o", str(out), "--batch-size", "2", "--image-size", "32", "--workers", "0", "--device", "cpu", "-q",
-            "--checkpoint-every", "2", "--preview-every", "2", "--log-every", "1"]
+    base = [
+        "train-decoder",
+        "--method",
+        "adain",
+        "--content",
+        str(folders["photos"]),
+        "--style",
+        str(folders["paintings"]),
+        "-o",
+        str(out),
+        "--batch-size",
+        "2",
+        "--image-size",
+        "32",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "-q",
+        "--checkpoint-every",
+        "2",
+        "--preview-every",
+        "2",
+        "--log-every",
+        "1",
+    ]
     assert cli([*base, "--steps", "2"]) == 0
-    assert {p.name for p in tmp_path.iterdir()} >= {"dec.safetensors", "dec.safetensors.ckpt", "dec_losses.csv", "dec_losses.png", "dec_preview_000002.png"}
-    assert cli([*base, "--steps", "2"]) == 2 and "already exists" in capsys.readouterr().err  # never overwritten unasked
-    assert cli(["train-decoder", "--resume", str(tmp_path / "dec.safetensors.ckpt"), "-o", str(out), "--steps", "3", "-q", "--workers", "0"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "dec.safetensors",
+        "dec.safetensors.ckpt",
+        "dec_losses.csv",
+        "dec_losses.png",
+        "dec_preview_000002.png",
+    }
+    assert (
+        cli([*base, "--steps", "2"]) == 2 and "already exists" in capsys.readouterr().err
+    )  # never overwritten unasked
+    assert (
+        cli(
+            [
+                "train-decoder",
+                "--resume",
+                str(tmp_path / "dec.safetensors.ckpt"),
+                "-o",
+                str(out),
+                "--steps",
+                "3",
+                "-q",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     from safetensors import safe_open
 
     with safe_open(str(out), framework="pt") as f:
         meta = f.metadata()
     assert meta["steps"] == "3" and meta["method"] == "adain" and json.loads(meta["train_config"])["image_size"] == 32
     assert len((tmp_path / "dec_losses.csv").read_text().splitlines()) == 1 + 3
-    assert stylize_arbitrary(PHOTOS[0], PAINTINGS[0], ArbitraryConfig(decoder=str(out), size=32, **CPU32)).shape[-1] == 32
+    assert (
+        stylize_arbitrary(PHOTOS[0], PAINTINGS[0], ArbitraryConfig(decoder=str(out), size=32, **CPU32)).shape[-1] == 32
+    )
 
 
 def test_train_decoder_cli_errors(folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -452,11 +586,24 @@ def test_train_decoder_cli_errors(folders: dict[str, Path], tmp_path: Path, caps
         (["--method", "adain", "--content", str(folders["photos"])], "needs --style"),
         (["--method", "wct", "--content", str(tmp_path / "none")], "folder not found"),
         (["--method", "wct", "--content", str(folders["photos"]), "--image-size", "50"], "multiple of 16"),
-        (["--method", "adain", "--content", str(folders["photos"]), "--style", str(folders["paintings"]),
-          "--exclude-styles", *[p.name for p in PAINTINGS]], "every painting is excluded"),
+        (
+            [
+                "--method",
+                "adain",
+                "--content",
+                str(folders["photos"]),
+                "--style",
+                str(folders["paintings"]),
+                "--exclude-styles",
+                *[p.name for p in PAINTINGS],
+            ],
+            "every painting is excluded",
+        ),
     ]
     for extra, needle in cases:
-        code = cli(["train-decoder", *extra, "-o", str(tmp_path / "d.safetensors"), "--workers", "0", "--device", "cpu", "-q"])
+        code = cli(
+            ["train-decoder", *extra, "-o", str(tmp_path / "d.safetensors"), "--workers", "0", "--device", "cpu", "-q"]
+        )
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
     assert list(tmp_path.iterdir()) == []
@@ -512,6 +659,8 @@ def test_shipped_decoder_reconstructs_held_out_photos(method: str, encoder: Enco
     means = {}
     for key, values in reconstructions(method, encoder).items():
         means[key] = sum(values) / len(values)
-        assert means[key] > PSNR_FLOOR[key], f"{key}: mean PSNR {means[key]:.2f} dB over held-out photos, floor {PSNR_FLOOR[key]} dB ({values})"
+        assert means[key] > PSNR_FLOOR[key], (
+            f"{key}: mean PSNR {means[key]:.2f} dB over held-out photos, floor {PSNR_FLOOR[key]} dB ({values})"
+        )
     if method == "wct":
         assert means["relu1_1"] > means["relu3_1"] > means["relu5_1"], means

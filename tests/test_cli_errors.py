@@ -41,7 +41,9 @@ def options(*extra: str) -> list[str]:
 
 
 def run_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stylist", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "stylist", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -87,17 +89,31 @@ CASES = [
     Case("missing_style", transfer("content.png", "nope.jpg"), ["nope.jpg", "not found"]),
     Case("content_is_directory", transfer("photos"), ["photos", "directory"], mkdir("photos")),
     Case("empty_file", transfer("empty.png"), ["empty.png", "empty"], write("empty.png", b"")),
-    Case("not_an_image", transfer("content.png", "notes.jpg"), ["notes.jpg", "not an image"], write("notes.jpg", b"shopping list\n" * 50)),
+    Case(
+        "not_an_image",
+        transfer("content.png", "notes.jpg"),
+        ["notes.jpg", "not an image"],
+        write("notes.jpg", b"shopping list\n" * 50),
+    ),
     Case("truncated_image", transfer("content.png", "cut.jpg"), ["cut.jpg", "truncated"], truncated_jpeg),
     Case("missing_init_image", options("--init", "nope.png"), ["--init", "nope.png"]),
     # network and optimiser
     Case("unknown_style_layer", options("--style-layers", "relu9_9"), ["relu9_9", "relu4_2"]),
     Case("unknown_optimizer", options("--optimizer", "foo"), ["--optimizer", "foo", "lbfgs"]),
     Case("unknown_weights_source", options("--weights", "nosuch"), ["nosuch", "weights", "vgg19-caffe"]),
-    Case("garbage_weights_file", options("--weights", "w.pth"), ["w.pth", "weights"], write("w.pth", np.random.default_rng(2).bytes(4096))),
+    Case(
+        "garbage_weights_file",
+        options("--weights", "w.pth"),
+        ["w.pth", "weights"],
+        write("w.pth", np.random.default_rng(2).bytes(4096)),
+    ),
     Case("missing_weights_file", options("--weights", "gone.pth"), ["gone.pth", "not found"]),
     Case("unknown_device", options("--device", "tpu"), ["tpu", "device"]),
-    Case("wrong_style_layer_weights_count", options("--style-layer-weights", "1", "2"), ["--style-layer-weights", "2 values", "5"]),
+    Case(
+        "wrong_style_layer_weights_count",
+        options("--style-layer-weights", "1", "2"),
+        ["--style-layer-weights", "2 values", "5"],
+    ),
     # numbers
     Case("size_zero", options("--size", "0"), ["--size", "got 0"]),
     Case("size_negative", options("--size", "-64"), ["--size", "got -64"]),
@@ -112,7 +128,12 @@ CASES = [
     Case("tv_weight_negative", options("--tv-weight", "-0.5"), ["--tv-weight", "-0.5"]),
     Case("save_every_negative", options("--save-every", "-1"), ["--save-every", "-1"]),
     # outputs
-    Case("output_is_content", transfer("content.png", "style.jpg", "content.png"), ["content.png", "input"], kept=["content.png"]),
+    Case(
+        "output_is_content",
+        transfer("content.png", "style.jpg", "content.png"),
+        ["content.png", "input"],
+        kept=["content.png"],
+    ),
     Case(
         "output_is_content_other_spelling",
         transfer("in/content.png", "style.jpg", "./in/../in/content.png"),
@@ -120,12 +141,25 @@ CASES = [
         content_in_subfolder,
         kept=["in/content.png"],
     ),
-    Case("output_exists", options(), ["out.png", "--overwrite"], write("out.png", b"an earlier result"), kept=["out.png"]),
+    Case(
+        "output_exists", options(), ["out.png", "--overwrite"], write("out.png", b"an earlier result"), kept=["out.png"]
+    ),
     Case("output_unknown_suffix", transfer("content.png", "style.jpg", "out.xyz"), ["out.xyz", "format", ".png"]),
     Case("output_folder_missing", transfer("content.png", "style.jpg", "nosuch/out.png"), ["nosuch", "does not exist"]),
-    Case("output_is_directory", transfer("content.png", "style.jpg", "result.png"), ["result.png", "directory"], mkdir("result.png")),
+    Case(
+        "output_is_directory",
+        transfer("content.png", "style.jpg", "result.png"),
+        ["result.png", "directory"],
+        mkdir("result.png"),
+    ),
     Case("history_not_csv", options("--history", "h.txt"), ["h.txt", ".csv"]),
-    Case("history_exists", options("--history", "h.csv"), ["h.csv", "--overwrite"], write("h.csv", b"step\n"), kept=["h.csv"]),
+    Case(
+        "history_exists",
+        options("--history", "h.csv"),
+        ["h.csv", "--overwrite"],
+        write("h.csv", b"step\n"),
+        kept=["h.csv"],
+    ),
 ]
 
 
@@ -197,10 +231,19 @@ def test_real_tiny_run_writes_result_intermediates_and_history(tmp_path, cli_env
         plot.verify()
 
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(["content.png", "style.jpg", "out.png", "h.csv", "h.png", *(f"out_step000{i}.png" for i in (1, 2, 3))])
+    assert names == sorted(
+        ["content.png", "style.jpg", "out.png", "h.csv", "h.png", *(f"out_step000{i}.png" for i in (1, 2, 3))]
+    )
 
 
 def test_version(cli_env, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "stylist", "--version"], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stylist", "--version"],
+        cwd=tmp_path,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"stylist {stylist.__version__}"

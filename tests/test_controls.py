@@ -97,7 +97,9 @@ def _gram_distance(image: torch.Tensor, style: torch.Tensor, net) -> float:
 
 
 def test_blend_weights_move_the_result_between_two_styles() -> None:
-    net = build_network(TransferConfig(style_layers=("relu2_1",), content_layers=("relu2_1",)), torch.device("cpu")).float()
+    net = build_network(
+        TransferConfig(style_layers=("relu2_1",), content_layers=("relu2_1",)), torch.device("cpu")
+    ).float()
     starry, wave = load_tensor(STARRY), load_tensor(WAVE)
     distances = []
     for weights in [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]:
@@ -143,7 +145,9 @@ def test_luminance_mode_keeps_the_photos_chroma() -> None:
     # ... while the luminance itself was restyled.
     assert (luminance(result) - luminance(photo)).abs().mean() > 0.02
     # What callbacks see is in colour too.
-    assert (rgb_to_yiq(frames[-1])[:, 1:] - rgb_to_yiq(resize(photo, tuple(frames[-1].shape[-2:])))[:, 1:]).abs().mean() < 0.005
+    assert (
+        rgb_to_yiq(frames[-1])[:, 1:] - rgb_to_yiq(resize(photo, tuple(frames[-1].shape[-2:])))[:, 1:]
+    ).abs().mean() < 0.005
 
 
 def test_histogram_mode_brings_the_result_to_the_photos_colours() -> None:
@@ -192,7 +196,9 @@ def test_two_masks_two_styles_each_region_nearer_its_own_painting() -> None:
     left[..., : w // 2] = 1.0
     cfg = TransferConfig(**{**FAST, "size": 96}, style_weight=100.0)
     result = stylize(PHOTO, [STARRY, SCREAM], cfg, masks=[left, 1 - left]).image
-    net = build_network(TransferConfig(style_layers=("relu2_1",), content_layers=("relu2_1",)), torch.device("cpu")).float()
+    net = build_network(
+        TransferConfig(style_layers=("relu2_1",), content_layers=("relu2_1",)), torch.device("cpu")
+    ).float()
     rw = result.shape[-1]
     lhalf, rhalf = result[..., : rw // 2].contiguous(), result[..., rw // 2 :].contiguous()
     starry, scream = load_tensor(STARRY), load_tensor(SCREAM)
@@ -221,7 +227,20 @@ def test_bad_masks_get_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     bad.write_bytes(b"not an image at all")
     masks = {"count": [str(good), str(good)], "unreadable": [str(bad)], "missing": [str(tmp_path / "nope.png")]}[case]
     out = tmp_path / "out.png"
-    r = _cli("transfer", str(PHOTO), str(STARRY), "-o", str(out), "--size", "32", "--iterations", "2", "--mask", *masks, cwd=tmp_path)
+    r = _cli(
+        "transfer",
+        str(PHOTO),
+        str(STARRY),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--mask",
+        *masks,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
@@ -239,12 +258,26 @@ def test_presets_resolve_to_their_documented_numbers() -> None:
     assert g.style_layer_weights == (0.2,) * 5
     assert g.content_weight / g.style_weight == pytest.approx(1e-3)
     a = preset_config("lab-adam")
-    assert (a.optimizer, a.lr, a.iterations, a.content_weight, a.style_weight, a.init) == ("adam", 0.004, 7000, 8.0, 70.0, "content")
+    assert (a.optimizer, a.lr, a.iterations, a.content_weight, a.style_weight, a.init) == (
+        "adam",
+        0.004,
+        7000,
+        8.0,
+        70.0,
+        "content",
+    )
     s = preset_config("lbfgs-short")
     assert (s.optimizer, s.lr, s.iterations, s.style_weight) == ("lbfgs", 0.2, 250, 100.0)
     assert s.style_layer_weights == pytest.approx([1e3 / 64**2, 1e3 / 128**2, 1e3 / 256**2, 1e3 / 512**2, 1e3 / 512**2])
     v = preset_config("vanilla-tv")
-    assert (v.optimizer, v.lr, v.iterations, v.content_weight, v.style_weight, v.init) == ("adam", 0.01, 1000, 1.0, 1e3, "content")
+    assert (v.optimizer, v.lr, v.iterations, v.content_weight, v.style_weight, v.init) == (
+        "adam",
+        0.01,
+        1000,
+        1.0,
+        1e3,
+        "content",
+    )
     assert v.style_layer_weights == (0.2,) * 5
     for name in PRESETS:
         cfg = preset_config(name)
@@ -253,7 +286,21 @@ def test_presets_resolve_to_their_documented_numbers() -> None:
 
 
 def test_explicit_options_override_a_preset() -> None:
-    args = build_parser().parse_args(["transfer", "c.jpg", "s.jpg", "-o", "o.png", "--preset", "vanilla-tv", "--tv-weight", "100", "--iterations", "20"])
+    args = build_parser().parse_args(
+        [
+            "transfer",
+            "c.jpg",
+            "s.jpg",
+            "-o",
+            "o.png",
+            "--preset",
+            "vanilla-tv",
+            "--tv-weight",
+            "100",
+            "--iterations",
+            "20",
+        ]
+    )
     cfg = config_from_args(args)
     assert (cfg.tv_weight, cfg.iterations, cfg.optimizer, cfg.lr) == (100.0, 20, "adam", 0.01)
     assert preset_config("gatys2016", init="content").init == "content"

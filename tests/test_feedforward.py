@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,16 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import EXAMPLES, STYLE
 from PIL import Image
 
 from stylist.checkpoint import load_checkpoint
 from stylist.cli import main
 from stylist.color import rgb_to_yiq
 from stylist.feedforward import (
-    builtin_models,
     FeedForwardConfig,
     Interrupted,
     TransformerNet,
+    builtin_models,
     load_model,
     read_metadata,
     save_model,
@@ -35,8 +35,6 @@ from stylist.feedforward import (
     train_preset,
 )
 from stylist.image import load_tensor
-
-from conftest import EXAMPLES, STYLE
 
 TINY = {"steps": 6, "batch_size": 2, "image_size": 32, "width": 8, "workers": 0, "lr": 5e-3}
 
@@ -102,7 +100,13 @@ def test_presets_resolve_to_their_numbers():
     cfg = train_preset(None)
     assert (cfg.image_size, cfg.batch_size, cfg.lr, cfg.epochs) == (256, 8, 1e-3, 2.0)
     assert (cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.weights) == (2.0, 10.0, 200.0, "vgg19-caffe")
-    assert cfg.content_layers == ("relu4_2",) and cfg.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert cfg.content_layers == ("relu4_2",) and cfg.style_layers == (
+        "relu1_1",
+        "relu2_1",
+        "relu3_1",
+        "relu4_1",
+        "relu5_1",
+    )
     j = train_preset("johnson2016", steps=5)
     assert j.weights == "vgg16-torchvision" and j.content_layers == ("relu2_2",)
     assert j.style_layers == ("relu1_2", "relu2_2", "relu3_3", "relu4_3") and j.steps == 5
@@ -145,8 +149,31 @@ def test_interrupted_run_resumes_to_identical_weights(photos):
 @pytest.mark.slow
 def test_sigkill_then_resume_ends_like_an_unbroken_run(photos, tmp_path):
     out = tmp_path / "m.safetensors"
-    args = ["--style", STYLE, "--data", photos, "-o", out, "--steps", "8", "--batch-size", "2", "--image-size", "32",
-            "--width", "8", "--workers", "0", "--lr", "5e-3", "--checkpoint-every", "2", "--preview-every", "0", "-q"]
+    args = [
+        "--style",
+        STYLE,
+        "--data",
+        photos,
+        "-o",
+        out,
+        "--steps",
+        "8",
+        "--batch-size",
+        "2",
+        "--image-size",
+        "32",
+        "--width",
+        "8",
+        "--workers",
+        "0",
+        "--lr",
+        "5e-3",
+        "--checkpoint-every",
+        "2",
+        "--preview-every",
+        "0",
+        "-q",
+    ]
     proc = subprocess.Popen([sys.executable, "-m", "stylist", "train", *map(str, args)], stderr=subprocess.PIPE)
     ckpt = tmp_path / "m.safetensors.ckpt"
     deadline = time.time() + 120
@@ -158,7 +185,11 @@ def test_sigkill_then_resume_ends_like_an_unbroken_run(photos, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert killed_at < 8 and not out.exists()
-    done = subprocess.run([sys.executable, "-m", "stylist", "train", "--resume", str(ckpt), "-o", str(out), "-q"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "stylist", "train", "--resume", str(ckpt), "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert read_metadata(out)["steps"] == "8"
     unbroken = train(FeedForwardConfig(style=str(STYLE), data=str(photos), **{**TINY, "steps": 8}))
@@ -170,9 +201,39 @@ def test_sigkill_then_resume_ends_like_an_unbroken_run(photos, tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_agree(photos, tmp_path):
     out = tmp_path / "ddp.safetensors"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517", "-m", "stylist", "train",
-           "--style", str(STYLE), "--data", str(photos), "-o", str(out), "--steps", "3", "--batch-size", "1", "--image-size", "32",
-           "--width", "8", "--workers", "0", "--device", "cpu", "--preview-every", "0", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "stylist",
+        "train",
+        "--style",
+        str(STYLE),
+        "--data",
+        str(photos),
+        "-o",
+        str(out),
+        "--steps",
+        "3",
+        "--batch-size",
+        "1",
+        "--image-size",
+        "32",
+        "--width",
+        "8",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--preview-every",
+        "0",
+        "-q",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -184,19 +245,64 @@ def test_torchrun_two_processes_agree(photos, tmp_path):
 
 def test_cli_train_writes_model_preview_curve_and_checkpoint(photos, tmp_path, capsys):
     out = tmp_path / "cli.safetensors"
-    code, err = _cli("train", "--style", STYLE, "--data", photos, "-o", out, "--steps", "4", "--batch-size", "2", "--image-size", "32",
-                     "--width", "8", "--workers", "0", "--preview-every", "2", "--checkpoint-every", "2", "--half", "-q", capsys=capsys)
+    code, err = _cli(
+        "train",
+        "--style",
+        STYLE,
+        "--data",
+        photos,
+        "-o",
+        out,
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--image-size",
+        "32",
+        "--width",
+        "8",
+        "--workers",
+        "0",
+        "--preview-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--half",
+        "-q",
+        capsys=capsys,
+    )
     assert code == 0, err
     for name in ("cli.safetensors", "cli.safetensors.ckpt", "cli_preview.png", "cli_losses.csv", "cli_losses.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert read_metadata(out)["dtype"] == "float16"
     assert "wrote" in err and "unreadable files skipped" in err
     # More steps on a finished run: resume from its final checkpoint.
-    code, err = _cli("train", "--resume", tmp_path / "cli.safetensors.ckpt", "--steps", "6", "-o", out, "--overwrite", "-q", capsys=capsys)
+    code, err = _cli(
+        "train",
+        "--resume",
+        tmp_path / "cli.safetensors.ckpt",
+        "--steps",
+        "6",
+        "-o",
+        out,
+        "--overwrite",
+        "-q",
+        capsys=capsys,
+    )
     assert code == 0, err
     assert read_metadata(out)["steps"] == "6"
     # Changing the recipe of a run on resume is refused.
-    code, err = _cli("train", "--resume", tmp_path / "cli.safetensors.ckpt", "--style-weight", "5", "-o", out, "--overwrite", capsys=capsys)
+    code, err = _cli(
+        "train",
+        "--resume",
+        tmp_path / "cli.safetensors.ckpt",
+        "--style-weight",
+        "5",
+        "-o",
+        out,
+        "--overwrite",
+        capsys=capsys,
+    )
     assert code == 2 and "cannot change on resume" in err and len(err.strip().splitlines()) == 1
 
 
@@ -249,7 +355,9 @@ def test_onnx_export_matches_and_apply_runs_through_onnxruntime(tiny_model, tmp_
     photo = tmp_path / "p.png"
     Image.open(EXAMPLES / "content" / "cat_chelsea.jpg").convert("RGB").resize((37, 29)).save(photo)
     assert _cli("apply", onnx_path, photo, "-o", tmp_path / "onnx.png", "-q", capsys=capsys)[0] == 0
-    assert _cli("apply", tiny_model, photo, "-o", tmp_path / "torch.png", "--device", "cpu", "-q", capsys=capsys)[0] == 0
+    assert (
+        _cli("apply", tiny_model, photo, "-o", tmp_path / "torch.png", "--device", "cpu", "-q", capsys=capsys)[0] == 0
+    )
     a = np.asarray(Image.open(tmp_path / "onnx.png"), dtype=np.int16)
     b = np.asarray(Image.open(tmp_path / "torch.png"), dtype=np.int16)
     assert a.shape == b.shape == (29, 37, 3) and np.abs(a - b).max() <= 1
@@ -269,13 +377,43 @@ def test_info_prints_the_training_record(tiny_model, capsys):
 @pytest.mark.parametrize(
     "make_args, expected",
     [
-        (lambda d, p: ["train", "--style", d / "none.jpg", "--data", p, "-o", d / "m.safetensors"], "style file not found"),
-        (lambda d, p: ["train", "--style", STYLE, "--data", d / "nowhere", "-o", d / "m.safetensors"], "folder not found"),
-        (lambda d, p: ["train", "--style", STYLE, "--data", d / "empty", "-o", d / "m.safetensors"], "no readable images"),
+        (
+            lambda d, p: ["train", "--style", d / "none.jpg", "--data", p, "-o", d / "m.safetensors"],
+            "style file not found",
+        ),
+        (
+            lambda d, p: ["train", "--style", STYLE, "--data", d / "nowhere", "-o", d / "m.safetensors"],
+            "folder not found",
+        ),
+        (
+            lambda d, p: ["train", "--style", STYLE, "--data", d / "empty", "-o", d / "m.safetensors"],
+            "no readable images",
+        ),
         (lambda d, p: ["train", "--style", STYLE, "--data", p, "-o", d / "m.pt"], "must end in .safetensors"),
-        (lambda d, p: ["train", "--style", STYLE, "--data", p, "-o", d / "m.safetensors", "--steps", "0"], "--steps must be"),
-        (lambda d, p: ["train", "--style", STYLE, "--data", p, "-o", d / "m.safetensors", "--batch-size", "50"], "fewer than one batch"),
-        (lambda d, p: ["train", "--style", STYLE, "--data", p, "-o", d / "m.safetensors", "--batch-size", "2", "--style-layers", "relu9_1"], "unknown style layer"),
+        (
+            lambda d, p: ["train", "--style", STYLE, "--data", p, "-o", d / "m.safetensors", "--steps", "0"],
+            "--steps must be",
+        ),
+        (
+            lambda d, p: ["train", "--style", STYLE, "--data", p, "-o", d / "m.safetensors", "--batch-size", "50"],
+            "fewer than one batch",
+        ),
+        (
+            lambda d, p: [
+                "train",
+                "--style",
+                STYLE,
+                "--data",
+                p,
+                "-o",
+                d / "m.safetensors",
+                "--batch-size",
+                "2",
+                "--style-layers",
+                "relu9_1",
+            ],
+            "unknown style layer",
+        ),
         (lambda d, p: ["train", "--resume", d / "none.ckpt", "-o", d / "m.safetensors"], "checkpoint file not found"),
         (lambda d, p: ["apply", "no-such-style", STYLE, "-o", d / "o.png"], "no such model file or built-in style"),
         (lambda d, p: ["apply", d / "text.safetensors", STYLE, "-o", d / "o.png"], "not a Stylist model file"),
@@ -322,7 +460,9 @@ def test_builtin_style_moves_a_photo_towards_its_painting(tmp_path, capsys):
 
     photo = EXAMPLES / "content" / "cat_chelsea.jpg"
     out = tmp_path / "cat.png"
-    code, err = _cli("apply", "--model", "starry-night", photo, "-o", out, "--size", "128", "--device", "cpu", "-q", capsys=capsys)
+    code, err = _cli(
+        "apply", "--model", "starry-night", photo, "-o", out, "--size", "128", "--device", "cpu", "-q", capsys=capsys
+    )
     assert code == 0, err
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
     vgg = VGGFeatures(layers)

@@ -385,7 +385,12 @@ def test_output_path_fine(tmp_path, photo):
 def test_output_may_not_be_an_input(tmp_path, photo, overwrite, monkeypatch):
     before = photo.read_bytes()
     monkeypatch.chdir(tmp_path)
-    for spelling in [photo, Path("dir/photo.png"), Path("./dir/../dir/photo.png"), tmp_path / "dir" / "." / "photo.png"]:
+    for spelling in [
+        photo,
+        Path("dir/photo.png"),
+        Path("./dir/../dir/photo.png"),
+        tmp_path / "dir" / "." / "photo.png",
+    ]:
         with pytest.raises(ImageError) as err:
             check_output_path(spelling, [photo, tmp_path / "style.jpg"], overwrite=overwrite)
         assert "input" in assert_one_line_naming(err, spelling)

@@ -142,7 +142,9 @@ def alpha_ramp(h: int = 16, w: int = 24) -> np.ndarray:
 # --- ICC profiles -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt, params", [("PNG", {}), ("TIFF", {}), ("WEBP", {"lossless": True}), ("JPEG", {"quality": 100})])
+@pytest.mark.parametrize(
+    "fmt, params", [("PNG", {}), ("TIFF", {}), ("WEBP", {"lossless": True}), ("JPEG", {"quality": 100})]
+)
 def test_icc_profile_is_converted_to_srgb(tmp_path, fmt, params):
     raw = smooth()
     path = tmp_path / f"linear.{fmt.lower()}"
@@ -298,7 +300,9 @@ def test_16_bit_tiff_is_read_at_full_precision(tmp_path, compression, alpha):
     a[:, 3:-3] |= 0x8000  # keep most of it visible
     samples = np.dstack([colour, a]) if alpha else colour
     extras = ["unassalpha"] if alpha else None
-    tifffile.imwrite(tmp_path / "deep.tif", samples, photometric="rgb", extrasamples=extras, compression=compression, metadata=None)
+    tifffile.imwrite(
+        tmp_path / "deep.tif", samples, photometric="rgb", extrasamples=extras, compression=compression, metadata=None
+    )
     pic = read_picture(tmp_path / "deep.tif")
     got = rgb_of(pic) * 65535
     visible = a > 0 if alpha else np.ones(a.shape, bool)
@@ -363,7 +367,9 @@ def test_every_exif_orientation_is_made_upright(tmp_path, orientation):
 def test_exif_orientation_of_a_tiff_is_applied_once(tmp_path, dtype, orientation):
     # Pillow turns some TIFFs itself as it loads them; turning them again would be wrong.
     stored = marked().astype(dtype) * (257 if dtype == np.uint16 else 1)
-    tifffile.imwrite(tmp_path / "o.tif", stored, photometric="rgb", extratags=[(274, "H", 1, orientation, False)], metadata=None)
+    tifffile.imwrite(
+        tmp_path / "o.tif", stored, photometric="rgb", extratags=[(274, "H", 1, orientation, False)], metadata=None
+    )
     turns = {3: 2, 6: -1, 8: 1}[orientation]
     expected = np.rot90(stored, turns).astype(np.float64) / np.iinfo(dtype).max
     got = rgb_of(read_picture(tmp_path / "o.tif"))

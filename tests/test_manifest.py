@@ -21,7 +21,20 @@ from stylist.image import load_tensor, output_format, read_picture, resize_long_
 from stylist.manifest import differences, embed_params, read_manifest, sidecar_path, versions
 from stylist.weights import SOURCES, sha256_file
 
-FAST = ["--size", "32", "--iterations", "4", "--no-multiscale", "--init", "noise", "--seed", "5", "--precision", "fp32", "-q"]
+FAST = [
+    "--size",
+    "32",
+    "--iterations",
+    "4",
+    "--no-multiscale",
+    "--init",
+    "noise",
+    "--seed",
+    "5",
+    "--precision",
+    "fp32",
+    "-q",
+]
 
 
 def run(capsys, *args: str) -> tuple[int, list[str]]:
@@ -51,7 +64,10 @@ def test_the_manifest_records_the_run_and_reruns_to_the_same_pixels(inputs: Path
     manifest = read_manifest(first)
     assert json.loads(sidecar_path(first).read_text()) == manifest  # the sidecar holds the same
     assert manifest["config"]["seed"] == manifest["seed"] == 5 and manifest["config"]["init"] == "noise"
-    assert manifest["inputs"]["content"] == {"path": str((inputs / "photo.png").resolve()), "sha256": sha256_file(inputs / "photo.png")}
+    assert manifest["inputs"]["content"] == {
+        "path": str((inputs / "photo.png").resolve()),
+        "sha256": sha256_file(inputs / "photo.png"),
+    }
     assert [s["sha256"] for s in manifest["inputs"]["styles"]] == [sha256_file(inputs / "painting.png")]
     assert manifest["weights"] == {"source": "vgg19-caffe", "sha256": SOURCES["vgg19-caffe"].sha256}
     assert {"stylist", "torch", "numpy", "pillow"} <= set(manifest["versions"])
@@ -89,17 +105,23 @@ def test_bad_manifest_sources_are_one_line_errors(inputs: Path, capsys) -> None:
     for source, words in (("nope.png", "not found"), ("plain.png", "no Stylist manifest"), ("broken.json", "damaged")):
         code, err = run(capsys, "--from-manifest", inputs / source, "-o", inputs / "x.png")
         assert code == 2 and len(err) == 1 and source in err[0] and words in err[0], err
-    code, err = run(capsys, "--from-manifest", inputs / "plain.png", "--resume", inputs / "plain.png", "-o", inputs / "x.png")
+    code, err = run(
+        capsys, "--from-manifest", inputs / "plain.png", "--resume", inputs / "plain.png", "-o", inputs / "x.png"
+    )
     assert code == 2 and "do not go together" in err[0]
     code, err = run(capsys, "-o", inputs / "x.png")
     assert code == 2 and "CONTENT and STYLE" in err[0]
 
 
-@pytest.mark.parametrize(("suffix", "depth"), [(".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".jpg", 8), (".webp", 8)])
+@pytest.mark.parametrize(
+    ("suffix", "depth"), [(".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".jpg", 8), (".webp", 8)]
+)
 def test_the_manifest_survives_every_format_that_has_room(tmp_path: Path, suffix: str, depth: int) -> None:
     manifest = {"format": "stylist-manifest", "version": 1, "config": {"seed": 3, "note": "x" * 3000}}
     ramp = torch.linspace(0, 1, 16)
-    image = torch.stack([ramp[None, :].expand(16, 16), ramp[:, None].expand(16, 16), 1 - ramp[None, :].expand(16, 16)])[None]
+    image = torch.stack([ramp[None, :].expand(16, 16), ramp[:, None].expand(16, 16), 1 - ramp[None, :].expand(16, 16)])[
+        None
+    ]
     path = tmp_path / f"out{suffix}"
     save_image(image, path, depth=depth, **embed_params(output_format(path, depth), manifest))
     assert read_manifest(path) == manifest
@@ -117,7 +139,18 @@ def test_bmp_keeps_its_manifest_in_the_sidecar(inputs: Path, capsys) -> None:
     assert code == 0 and any("BMP has no room" in line and "--manifest-json" in line for line in err)
     with pytest.raises(StylistError, match="sidecar"):
         read_manifest(out)
-    code, err = run(capsys, inputs / "photo.png", inputs / "painting.png", "-o", out, *FAST, "--iterations", "2", "--manifest-json", "--overwrite")
+    code, err = run(
+        capsys,
+        inputs / "photo.png",
+        inputs / "painting.png",
+        "-o",
+        out,
+        *FAST,
+        "--iterations",
+        "2",
+        "--manifest-json",
+        "--overwrite",
+    )
     assert code == 0 and not any("BMP" in line for line in err)
     assert run(capsys, "--from-manifest", sidecar_path(out), "-o", inputs / "again.bmp")[0] == 0
     assert np.array_equal(pixels(out), pixels(inputs / "again.bmp"))
@@ -130,13 +163,33 @@ def test_a_rerun_says_what_may_make_its_pixels_differ() -> None:
     }
     lines = differences(manifest)
     assert len(lines) == 2 and "torch 0.0.1" in lines[0] and "vgg19-caffe" in lines[1]
-    assert differences({"versions": versions(), "weights": {"source": "vgg19-caffe", "sha256": SOURCES["vgg19-caffe"].sha256}}) == []
+    assert (
+        differences(
+            {"versions": versions(), "weights": {"source": "vgg19-caffe", "sha256": SOURCES["vgg19-caffe"].sha256}}
+        )
+        == []
+    )
 
 
 def test_one_pass_manifest_has_the_transfer_layout() -> None:
     from stylist.manifest import FORMAT, VERSION, one_pass_manifest, to_json
 
-    m = one_pass_manifest("arbitrary", {"method": "adain", "alpha": 0.5}, {"content": {"file": "a.jpg"}}, "cpu", 0.12345, {"file": "r.png"}, app="x")
-    assert (m["format"], m["version"], m["kind"], m["device"], m["elapsed"], m["app"]) == (FORMAT, VERSION, "arbitrary", "cpu", 0.123, "x")
+    m = one_pass_manifest(
+        "arbitrary",
+        {"method": "adain", "alpha": 0.5},
+        {"content": {"file": "a.jpg"}},
+        "cpu",
+        0.12345,
+        {"file": "r.png"},
+        app="x",
+    )
+    assert (m["format"], m["version"], m["kind"], m["device"], m["elapsed"], m["app"]) == (
+        FORMAT,
+        VERSION,
+        "arbitrary",
+        "cpu",
+        0.123,
+        "x",
+    )
     assert m["config"]["alpha"] == 0.5 and m["output"] == {"file": "r.png"} and "torch" in str(m["versions"])
     assert json.loads(to_json(m)) == m

@@ -88,6 +88,8 @@ def test_metrics_command_prints_table_and_json(tmp_path, content_path, style_pat
 
 
 def test_metrics_command_missing_file_is_one_line(tmp_path, content_path, style_path, capsys):
-    assert main(["metrics", str(tmp_path / "nope.png"), "--content", str(content_path), "--style", str(style_path)]) == 2
+    assert (
+        main(["metrics", str(tmp_path / "nope.png"), "--content", str(content_path), "--style", str(style_path)]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope.png" in err

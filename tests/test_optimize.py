@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import stylist.optimize as opt
 from stylist import TransferConfig, stylize, transfer
 from stylist.errors import ConfigError, NonFiniteLossError
 from stylist.image import load_tensor, resize
 from stylist.optimize import Interrupted, Objective, build_network, plan_scales
-import stylist.optimize as opt
 
 
 def luminance(x):
@@ -69,7 +69,11 @@ def test_multiscale_schedule():
     # Small images get fewer scales: nothing below min_scale_size.
     assert [s for s, _ in plan_scales((120, 180), cfg)] == [(120, 180)]
     assert len(plan_scales((200, 300), cfg)) == 2
-    assert [s for s, _ in plan_scales((256, 384), cfg)] == [(64, 96), (128, 192), (256, 384)]  # the default on fp32 CPUs
+    assert [s for s, _ in plan_scales((256, 384), cfg)] == [
+        (64, 96),
+        (128, 192),
+        (256, 384),
+    ]  # the default on fp32 CPUs
 
 
 def test_default_multiscale_run_ends_at_the_final_size(content_path, style_path):
@@ -146,7 +150,13 @@ def test_init_choices(tmp_path, content64, style64):
 
 
 def test_custom_layers_and_weights(content64, style64):
-    cfg = single(iterations=20, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1"), style_layer_weights=(1.0, 0.5), pooling="avg")
+    cfg = single(
+        iterations=20,
+        content_layers=("relu3_2",),
+        style_layers=("relu1_1", "relu2_1"),
+        style_layer_weights=(1.0, 0.5),
+        pooling="avg",
+    )
     result = stylize(content64, style64, cfg)
     assert result.history[-1]["total"] < result.history[0]["total"]
     with pytest.raises(ConfigError, match="2 style layers"):
@@ -154,7 +164,9 @@ def test_custom_layers_and_weights(content64, style64):
 
 
 def test_paper_normalisation_runs(content64, style64):
-    result = stylize(content64, style64, single(iterations=30, normalization="paper", content_weight=1e-3, style_weight=1.0))
+    result = stylize(
+        content64, style64, single(iterations=30, normalization="paper", content_weight=1e-3, style_weight=1.0)
+    )
     assert result.history[-1]["total"] < result.history[0]["total"]
 
 
@@ -167,7 +179,9 @@ def test_api_transfer_returns_pil_and_accepts_paths(content_path, style_path):
 
 def _departure(content_path, style_path, size: int, **options) -> float:
     """RMS pixel change a transfer makes to the photo: how strongly the style took over."""
-    result = stylize(content_path, style_path, TransferConfig(size=size, iterations=60, multiscale=False, **options)).image
+    result = stylize(
+        content_path, style_path, TransferConfig(size=size, iterations=60, multiscale=False, **options)
+    ).image
     photo = resize(load_tensor(content_path), tuple(result.shape[-2:]))
     return float((result - photo).pow(2).mean().sqrt())
 
@@ -206,7 +220,9 @@ def test_blow_up_guard_returns_to_the_lowest_point(content64, style64):
     """Shallow style layers with average pooling make plain L-BFGS leap uphill at its second step
     (a 75x jump, seen without the guard). After each leap the run resumes from the lowest point
     with a smaller step, and ends far below where it started."""
-    cfg = single(iterations=20, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1"), pooling="avg", precision="fp32")
+    cfg = single(
+        iterations=20, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1"), pooling="avg", precision="fp32"
+    )
     totals = [h["total"] for h in stylize(content64, style64, cfg).history]
     lowest = totals[0]
     leaps = 0

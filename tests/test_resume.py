@@ -41,7 +41,9 @@ def stop_at(step: int):
     return callback
 
 
-def interrupted_state(content, style, step: int, tmp_path: Path, cfg: TransferConfig = CFG, **options) -> tuple[dict, float]:
+def interrupted_state(
+    content, style, step: int, tmp_path: Path, cfg: TransferConfig = CFG, **options
+) -> tuple[dict, float]:
     """Run until ``step``, keep the checkpoint in a file and read it back: (state, loss at the stop)."""
     with pytest.raises(Interrupted) as stop:
         stylize(content, style, cfg, stop_at(step))
@@ -94,21 +96,37 @@ def test_an_interrupt_inside_an_iteration_goes_back_to_its_start(content64, styl
 
 
 def test_more_iterations_carry_a_finished_run_on_at_the_final_scale(content64, style64, unbroken):
-    more = stylize(content64, style64, TransferConfig(**{**CFG.to_dict(), "iterations": 16}), resume=unbroken.checkpoint())
+    more = stylize(
+        content64, style64, TransferConfig(**{**CFG.to_dict(), "iterations": 16}), resume=unbroken.checkpoint()
+    )
     assert [r["level"] for r in more.history] == [0] * 8 + [1] * 8
     assert more.history[-1]["total"] < unbroken.history[-1]["total"]
 
 
 def test_a_resumed_run_must_keep_the_options_that_shaped_it(content64, style64, unbroken):
     with pytest.raises(ConfigError, match="--style-weight 30.0 but this run has 99.0"):
-        stylize(content64, style64, TransferConfig(**{**CFG.to_dict(), "style_weight": 99.0}), resume=unbroken.checkpoint())
+        stylize(
+            content64, style64, TransferConfig(**{**CFG.to_dict(), "style_weight": 99.0}), resume=unbroken.checkpoint()
+        )
     with pytest.raises(ConfigError, match="content photo"):
         stylize(resize_long_side(content64, 48)[..., :20, :], style64, CFG, resume=unbroken.checkpoint())
 
 
 # --- the command ------------------------------------------------------------------------------------
 
-ARGS = ["--size", "64", "--min-scale-size", "32", "--iterations", "12", "--early-stop-patience", "0", "--precision", "fp32", "-q"]
+ARGS = [
+    "--size",
+    "64",
+    "--min-scale-size",
+    "32",
+    "--iterations",
+    "12",
+    "--early-stop-patience",
+    "0",
+    "--precision",
+    "fp32",
+    "-q",
+]
 
 
 @pytest.fixture
@@ -147,7 +165,20 @@ def test_sigterm_leaves_a_checkpoint_and_resume_finishes_the_run(folder, capsys,
     out = folder / "out.png"
     handler = signal.getsignal(signal.SIGTERM)
     film = folder / "film.gif"
-    code, err = run(capsys, monkeypatch, folder / "photo.png", folder / "painting.png", "-o", out, *ARGS, "--animation", film, "--animation-every", "2", signal_at=5)
+    code, err = run(
+        capsys,
+        monkeypatch,
+        folder / "photo.png",
+        folder / "painting.png",
+        "-o",
+        out,
+        *ARGS,
+        "--animation",
+        film,
+        "--animation-every",
+        "2",
+        signal_at=5,
+    )
     assert code == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) is handler
     assert Image.open(film).n_frames == 4  # the film so far: steps 1, 2, 4 and the image at the stop
     assert "interrupted at iteration 5" in err[-1] and f"--resume {out}.ckpt" in err[-1]
@@ -159,17 +190,44 @@ def test_sigterm_leaves_a_checkpoint_and_resume_finishes_the_run(folder, capsys,
     assert manifest["iterations"] == 12 and manifest["stopped"] == "done"
     assert manifest["inputs"]["content"]["path"] == str((folder / "photo.png").resolve())
     # The same picture as a run never interrupted.
-    assert cli.main(["transfer", str(folder / "photo.png"), str(folder / "painting.png"), "-o", str(folder / "whole.png"), *ARGS]) == 0
+    assert (
+        cli.main(
+            [
+                "transfer",
+                str(folder / "photo.png"),
+                str(folder / "painting.png"),
+                "-o",
+                str(folder / "whole.png"),
+                *ARGS,
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(pixels(out), pixels(folder / "whole.png"))
 
 
 def test_checkpoint_every_keeps_the_latest_state(folder, capsys, monkeypatch):
     out, ckpt = folder / "out.png", folder / "state.ckpt"
-    code, _ = run(capsys, monkeypatch, folder / "photo.png", folder / "painting.png", "-o", out, *ARGS, "--checkpoint-every", "5", "--checkpoint", ckpt, signal_at=7)
+    code, _ = run(
+        capsys,
+        monkeypatch,
+        folder / "photo.png",
+        folder / "painting.png",
+        "-o",
+        out,
+        *ARGS,
+        "--checkpoint-every",
+        "5",
+        "--checkpoint",
+        ckpt,
+        signal_at=7,
+    )
     assert code == 128 + signal.SIGTERM
     assert load_checkpoint(ckpt)["run"]["step"] == 7  # the one the stop left, after the one at step 5
     # A finished run leaves its final state, to carry on with more iterations later.
-    code, _ = run(capsys, monkeypatch, "--resume", ckpt, "-o", out, "--overwrite", "--checkpoint-every", "5", "--checkpoint", ckpt)
+    code, _ = run(
+        capsys, monkeypatch, "--resume", ckpt, "-o", out, "--overwrite", "--checkpoint-every", "5", "--checkpoint", ckpt
+    )
     assert code == 0 and load_checkpoint(ckpt)["run"]["step"] == 12
     code, _ = run(capsys, monkeypatch, "--resume", ckpt, "-o", out, "--overwrite", "--iterations", "14")
     assert code == 0 and read_manifest(out)["iterations"] == 14
@@ -183,7 +241,10 @@ def test_checkpoint_problems_are_one_line_errors(folder, capsys, monkeypatch):
         (["--resume", folder / "junk.ckpt"], ["junk.ckpt", "not a Stylist checkpoint"]),
         ([folder / "photo.png", folder / "painting.png", "--checkpoint-every", "2"], ["out.png.ckpt", "--overwrite"]),
         ([folder / "photo.png", folder / "painting.png", "--checkpoint-every", "-1"], ["--checkpoint-every", "-1"]),
-        ([folder / "photo.png", folder / "painting.png", "--checkpoint", folder / "photo.png"], ["photo.png", "two files"]),
+        (
+            [folder / "photo.png", folder / "painting.png", "--checkpoint", folder / "photo.png"],
+            ["photo.png", "two files"],
+        ),
     ]
     for args, words in cases:
         code, err = run(capsys, monkeypatch, *args, "-o", folder / "out.png", *ARGS)
@@ -192,8 +253,21 @@ def test_checkpoint_problems_are_one_line_errors(folder, capsys, monkeypatch):
 
 
 def test_resuming_with_another_size_is_refused(folder, capsys, monkeypatch, unbroken):
-    save_checkpoint(folder / "run.ckpt", {"manifest": {"config": CFG.to_dict(), "inputs": {}}, "run": unbroken.checkpoint()})
-    code, err = run(capsys, monkeypatch, "--resume", folder / "run.ckpt", folder / "photo.png", folder / "painting.png", "-o", folder / "o.png", "--size", "48")
+    save_checkpoint(
+        folder / "run.ckpt", {"manifest": {"config": CFG.to_dict(), "inputs": {}}, "run": unbroken.checkpoint()}
+    )
+    code, err = run(
+        capsys,
+        monkeypatch,
+        "--resume",
+        folder / "run.ckpt",
+        folder / "photo.png",
+        folder / "painting.png",
+        "-o",
+        folder / "o.png",
+        "--size",
+        "48",
+    )
     assert code == 2 and len(err) == 1 and "--size 64 but this run has 48" in err[0]
     with pytest.raises(StylistError):
         load_checkpoint(folder / "photo.png")

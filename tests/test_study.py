@@ -12,7 +12,11 @@ from stylist.study import STUDIES, StudyConfig, high_frequency_share, make_plan,
 
 TINY = ["--size", "32", "--iterations", "2", "--device", "cpu", "--precision", "fp32", "-q"]
 # Two values are enough to make a row; the studies' own lists are longer.
-VALUES = {"ratio": ["--values", "0.01", "10"], "style-weight": ["--values", "10", "100"], "tv": ["--values", "0", "100"]}
+VALUES = {
+    "ratio": ["--values", "0.01", "10"],
+    "style-weight": ["--values", "10", "100"],
+    "tv": ["--values", "0", "100"],
+}
 
 
 def _read_metrics(folder):
@@ -23,7 +27,18 @@ def _read_metrics(folder):
 @pytest.mark.parametrize("name", STUDIES)
 def test_each_study_writes_its_files(name, tmp_path, content_path, style_path, capsys):
     out = tmp_path / name
-    args = ["study", name, "--content", str(content_path), "--style", str(style_path), "-o", str(out), *TINY, *VALUES.get(name, [])]
+    args = [
+        "study",
+        name,
+        "--content",
+        str(content_path),
+        "--style",
+        str(style_path),
+        "-o",
+        str(out),
+        *TINY,
+        *VALUES.get(name, []),
+    ]
     assert main(args) == 0
     assert "report.html" in capsys.readouterr().err
     for file in ("grid.png", "metrics.csv", "report.html"):
@@ -93,7 +108,13 @@ def test_rerun_loads_finished_cells(tmp_path, content_path, style_path, monkeypa
         assert a.record["style_gram"] == b.record["style_gram"]
 
     # Other settings: the cells are computed afresh.
-    run_study("pooling", content_path, style_path, tmp_path, StudyConfig(size=32, iterations=3, device="cpu", precision="fp32"))
+    run_study(
+        "pooling",
+        content_path,
+        style_path,
+        tmp_path,
+        StudyConfig(size=32, iterations=3, device="cpu", precision="fp32"),
+    )
     assert len(calls) == 4
 
 
@@ -131,7 +152,12 @@ IO = ["--content", "{content}", "--style", "{style}", "-o", "{out}"]
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, words, tmp_path, content_path, style_path, capsys):
-    places = {"content": content_path, "style": style_path, "out": tmp_path / "out", "missing": tmp_path / "missing.jpg"}
+    places = {
+        "content": content_path,
+        "style": style_path,
+        "out": tmp_path / "out",
+        "missing": tmp_path / "missing.jpg",
+    }
     assert main([a.format(**places) for a in args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err
@@ -141,5 +167,21 @@ def test_bad_input_is_one_line_exit_2(args, words, tmp_path, content_path, style
 def test_set_options_take_their_fields_types():
     from stylist.cli_study import parse_set
 
-    given = parse_set(["style_layers=relu1_1,relu2_1", "init=noise", "multiscale=false", "lr=none", "tv-weight=2.5", "min_scale_size=64"])
-    assert given == {"style_layers": ("relu1_1", "relu2_1"), "init": "noise", "multiscale": False, "lr": None, "tv_weight": 2.5, "min_scale_size": 64}
+    given = parse_set(
+        [
+            "style_layers=relu1_1,relu2_1",
+            "init=noise",
+            "multiscale=false",
+            "lr=none",
+            "tv-weight=2.5",
+            "min_scale_size=64",
+        ]
+    )
+    assert given == {
+        "style_layers": ("relu1_1", "relu2_1"),
+        "init": "noise",
+        "multiscale": False,
+        "lr": None,
+        "tv_weight": 2.5,
+        "min_scale_size": 64,
+    }

@@ -22,14 +22,24 @@ from PIL import Image
 from stylist import cli
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "examples" / "content" / "kodak_lighthouse_coast.jpg"
 STYLE = ROOT / "examples" / "style" / "starry_night.jpg"
 MAX_PIXELS = 2_000_000  # the test server's pixel limit, so that a refused image stays small
 
-needs_browser = pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+needs_browser = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+)
 
 
 def test_web_without_gradio_says_how_to_install(monkeypatch, capsys):
@@ -79,7 +89,9 @@ def server():
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
+    )
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield b
@@ -230,7 +242,12 @@ def test_bad_uploads_are_refused_with_a_message(page, tmp_path):
 def test_only_examples_and_results_are_served(server):
     url = server[0].rstrip("/")
     assert fetch(f"{url}/gradio_api/file={CONTENT}")[0] == 200  # a bundled example
-    for path in ("/etc/passwd", ROOT / "pyproject.toml", ROOT / "src" / "stylist" / "web.py", Path(server[1]) / "sessions"):
+    for path in (
+        "/etc/passwd",
+        ROOT / "pyproject.toml",
+        ROOT / "src" / "stylist" / "web.py",
+        Path(server[1]) / "sessions",
+    ):
         assert fetch(f"{url}/gradio_api/file={path}")[0] == 403, path
 
 

@@ -53,13 +53,22 @@ def _grid(rows: list[list[Image.Image]], path: Path) -> None:
 def samples(method: str) -> None:
     # Only AdaIN's decoder saw paintings in training; WCT's saw photographs alone.
     seen = (lambda p: " (seen)" if "starry" in p.stem else " (held out)") if method == "adain" else (lambda p: "")
-    header = [_tile(Image.new("RGB", (TILE, TILE), "white"))] + [_tile(Image.open(p), p.stem + seen(p)) for p in PAINTINGS]
+    header = [_tile(Image.new("RGB", (TILE, TILE), "white"))] + [
+        _tile(Image.open(p), p.stem + seen(p)) for p in PAINTINGS
+    ]
     rows = [header]
     for photo in PHOTOS:
-        rows.append([_tile(Image.open(photo), photo.stem)] + [_tile(arbitrary(photo, p, method=method, size=512)) for p in PAINTINGS])
+        rows.append(
+            [_tile(Image.open(photo), photo.stem)]
+            + [_tile(arbitrary(photo, p, method=method, size=512)) for p in PAINTINGS]
+        )
     _grid(rows, HERE / "images" / f"{method}_samples.jpg")
     alphas = (0.0, 0.5, 1.0)
-    rows = [[_tile(Image.open(photo), photo.stem)] + [_tile(arbitrary(photo, PAINTINGS[0], method=method, alpha=a, size=512), f"alpha {a}") for a in alphas] for photo in PHOTOS]
+    rows = [
+        [_tile(Image.open(photo), photo.stem)]
+        + [_tile(arbitrary(photo, PAINTINGS[0], method=method, alpha=a, size=512), f"alpha {a}") for a in alphas]
+        for photo in PHOTOS
+    ]
     _grid(rows, HERE / "images" / f"{method}_alpha.jpg")
 
 
@@ -72,7 +81,7 @@ def psnr_table(method: str) -> None:
             photo = resize_long_side(load_tensor(photo_path), 256)
             h, w = photo.shape[-2:]
             feats = encoder(arb.pad_to_multiple(photo, 16))
-            for level in ([arb.ADAIN_LEVEL] if method == "adain" else decoder.levels):
+            for level in [arb.ADAIN_LEVEL] if method == "adain" else decoder.levels:
                 out = (decoder if method == "adain" else decoder[level])(feats[level])[..., :h, :w].clamp(0, 1)
                 scores.setdefault(level, []).append(float(10 * torch.log10(1 / (out - photo).pow(2).mean())))
     for level, values in scores.items():

@@ -21,10 +21,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PHOTOS = ["kodak_lighthouse_coast.jpg", "cat_chelsea.jpg", "astronaut_eileen_collins.jpg"]
 PAINTINGS = {
-    "starry-night": ("starry_night.jpg", "Vincent van Gogh, *The Starry Night*, 1889, oil on canvas, Museum of Modern Art, New York (Google Art Project scan)"),
+    "starry-night": (
+        "starry_night.jpg",
+        "Vincent van Gogh, *The Starry Night*, 1889, oil on canvas, Museum of Modern Art, New York (Google Art Project scan)",
+    ),
     "great-wave": ("great_wave.jpg", "Katsushika Hokusai, *The Great Wave off Kanagawa*, c. 1830-32, woodblock print"),
-    "the-scream": ("the_scream.jpg", "Edvard Munch, *The Scream*, 1893, tempera and crayon on cardboard, National Gallery, Oslo"),
-    "composition-vii": ("composition_vii.jpg", "Wassily Kandinsky, *Composition VII*, 1913, oil on canvas, Tretyakov Gallery, Moscow"),
+    "the-scream": (
+        "the_scream.jpg",
+        "Edvard Munch, *The Scream*, 1893, tempera and crayon on cardboard, National Gallery, Oslo",
+    ),
+    "composition-vii": (
+        "composition_vii.jpg",
+        "Wassily Kandinsky, *Composition VII*, 1913, oil on canvas, Tretyakov Gallery, Moscow",
+    ),
 }
 HEIGHT = 256  # px of each tile in the sample strip
 
@@ -71,7 +80,7 @@ them was in the training data.*
 {credit}. Public domain (the artist died more than 70 years ago and the work was made before 1930);
 a faithful photograph of a two-dimensional public-domain work carries no new copyright in the US
 (Bridgeman v. Corel) or the EU (DSM Directive, art. 14). File: `examples/style/{painting}`, sha256
-`{meta['style_sha256']}` (the copy trained on); provenance in `examples/SOURCES.md`.
+`{meta["style_sha256"]}` (the copy trained on); provenance in `examples/SOURCES.md`.
 
 ## Training data and its licence
 
@@ -86,18 +95,18 @@ COCO (`stylist train --style painting.jpg --data coco/train2017 -o mine.safetens
 
 | setting | value |
 |---|---|
-| steps | {meta['steps']} (batch {cfg['batch_size']}, so about {int(meta['steps']) * cfg['batch_size'] // int(meta['images'])} passes over the {meta['images']} photos), stopped by a time limit of {cfg['time_limit']:.0f} s |
-| crops | {cfg['image_size']}x{cfg['image_size']} px, random position, flipped half the time |
-| painting size for the style targets | long side {cfg['style_size'] or 2 * cfg['image_size']} px |
-| optimiser | Adam, learning rate {cfg['lr']} |
-| loss network | {cfg['weights']} (VGG-19, Caffe weights), {cfg.get('precision')} precision (bf16 autocast on the GPU) |
-| content | {', '.join(cfg['content_layers'])}, weight {cfg['content_weight']} |
-| style | {', '.join(cfg['style_layers'])}, each 1/{len(cfg['style_layers'])}, weight {cfg['style_weight']} |
-| total variation | mean squared neighbour difference, weight {cfg['tv_weight']} |
-| network | {meta['norm']} normalisation, width {meta['width']} (32/64/128 channels), 1.68 M parameters |
+| steps | {meta["steps"]} (batch {cfg["batch_size"]}, so about {int(meta["steps"]) * cfg["batch_size"] // int(meta["images"])} passes over the {meta["images"]} photos), stopped by a time limit of {cfg["time_limit"]:.0f} s |
+| crops | {cfg["image_size"]}x{cfg["image_size"]} px, random position, flipped half the time |
+| painting size for the style targets | long side {cfg["style_size"] or 2 * cfg["image_size"]} px |
+| optimiser | Adam, learning rate {cfg["lr"]} |
+| loss network | {cfg["weights"]} (VGG-19, Caffe weights), {cfg.get("precision")} precision (bf16 autocast on the GPU) |
+| content | {", ".join(cfg["content_layers"])}, weight {cfg["content_weight"]} |
+| style | {", ".join(cfg["style_layers"])}, each 1/{len(cfg["style_layers"])}, weight {cfg["style_weight"]} |
+| total variation | mean squared neighbour difference, weight {cfg["tv_weight"]} |
+| network | {meta["norm"]} normalisation, width {meta["width"]} (32/64/128 channels), 1.68 M parameters |
 | hardware | one NVIDIA H100, shared with five other training runs |
-| final losses (weighted, last batch) | content {losses['content']:.2f}, style {losses['style']:.2f}, TV {losses['tv']:.2f} |
-| Stylist / PyTorch | {meta['stylist_version']} / {meta['torch_version']} |
+| final losses (weighted, last batch) | content {losses["content"]:.2f}, style {losses["style"]:.2f}, TV {losses["tv"]:.2f} |
+| Stylist / PyTorch | {meta["stylist_version"]} / {meta["torch_version"]} |
 
 The losses are Stylist's: `mean` normalisation and each VGG layer divided by its mean
 activation over the training photos (see `stylist/feedforward.py`). With them the recipe's style
@@ -112,10 +121,10 @@ the final values above are the model's own record.*
 
 ## Limits
 
-Trained for about {int(meta['steps']) * cfg['batch_size'] // 1000}k images in {cfg['time_limit'] / 60:.0f} minutes, far less than the paper's
+Trained for about {int(meta["steps"]) * cfg["batch_size"] // 1000}k images in {cfg["time_limit"] / 60:.0f} minutes, far less than the paper's
 two epochs of COCO (160k images): strokes are clear, but fine detail is softer than a longer
 run would give, and a thin band along the image borders is sometimes darker. The network sees
-{cfg['image_size']} px crops, so its strokes have a fixed size in pixels: at 2000 px and above they look small
+{cfg["image_size"]} px crops, so its strokes have a fixed size in pixels: at 2000 px and above they look small
 (scale the photo down with `--size`).
 """
 

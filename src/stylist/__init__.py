@@ -10,7 +10,19 @@ from .feedforward import FeedForwardConfig, StyleModel, train  # noqa: E402
 from .optimize import Progress, TransferConfig, TransferResult, stylize  # noqa: E402
 
 __all__ = [
-    "ArbitraryConfig", "DecoderTrainConfig", "load_decoder", "stylize_arbitrary", "train_decoder",
-    "FeedForwardConfig", "Progress", "StyleModel", "StylistError", "TransferConfig", "TransferResult",
-    "load_model", "stylize", "train", "transfer",
+    "ArbitraryConfig",
+    "DecoderTrainConfig",
+    "load_decoder",
+    "stylize_arbitrary",
+    "train_decoder",
+    "FeedForwardConfig",
+    "Progress",
+    "StyleModel",
+    "StylistError",
+    "TransferConfig",
+    "TransferResult",
+    "load_model",
+    "stylize",
+    "train",
+    "transfer",
 ]

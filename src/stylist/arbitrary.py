@@ -148,7 +148,9 @@ class ArbitraryConfig:
             if len(self.level_alphas) != len(self.levels):
                 raise ConfigError(f"--level-alphas has {len(self.level_alphas)} values for {len(self.levels)} levels")
             if any(not (0.0 <= a <= 1.0) for a in self.level_alphas):
-                raise ConfigError(f"--level-alphas must each be between 0 and 1; got {' '.join(map(str, self.level_alphas))}")
+                raise ConfigError(
+                    f"--level-alphas must each be between 0 and 1; got {' '.join(map(str, self.level_alphas))}"
+                )
         if self.preserve_color not in COLOR_MODES:
             raise ConfigError(f"unknown --preserve-color '{self.preserve_color}': use one of {', '.join(COLOR_MODES)}")
         for name in ("size", "style_size"):
@@ -270,12 +272,22 @@ def new_decoder(method: str, levels: Sequence[str] = WCT_LEVELS) -> Decoder | WC
 # --- decoder files ----------------------------------------------------------------------------------------
 
 
-def decoder_file(model: Decoder | WCTDecoders, extra: dict | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def decoder_file(
+    model: Decoder | WCTDecoders, extra: dict | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(fp16 tensors, string metadata) for a safetensors decoder file; the caller writes it."""
     method = "adain" if isinstance(model, Decoder) else "wct"
     parts = {"": model} if method == "adain" else {f"{lv}.": model[lv] for lv in model.levels}
-    tensors = {p + k: v.detach().to("cpu", torch.float16).contiguous() for p, m in parts.items() for k, v in m.state_dict().items()}
-    widths = {lv: m.width_cap for lv, m in ((model.level, model),)} if method == "adain" else {lv: model[lv].width_cap for lv in model.levels}
+    tensors = {
+        p + k: v.detach().to("cpu", torch.float16).contiguous()
+        for p, m in parts.items()
+        for k, v in m.state_dict().items()
+    }
+    widths = (
+        {lv: m.width_cap for lv, m in ((model.level, model),)}
+        if method == "adain"
+        else {lv: model[lv].width_cap for lv in model.levels}
+    )
     meta = {
         "format": FORMAT,
         "method": method,
@@ -292,7 +304,9 @@ def shipped_path(method: str) -> Path:
     return MODELS_DIR / SHIPPED[method]
 
 
-def load_decoder(method: str = "adain", path: str | Path | None = None, device: str | torch.device = "cpu") -> Decoder | WCTDecoders:
+def load_decoder(
+    method: str = "adain", path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> Decoder | WCTDecoders:
     """A decoder from ``path`` (a file from ``stylist train-decoder``) or the one shipped with Stylist.
 
     StylistError (one line) when the file is missing, is not a decoder file, or is for the other method.
@@ -331,7 +345,9 @@ def _load_cached(method: str, path: str | None) -> Decoder | WCTDecoders:
     try:
         model.load_state_dict(state)
     except RuntimeError:
-        raise StylistError(f"{file}: the decoder's tensors do not match its stated shape; the file is damaged") from None
+        raise StylistError(
+            f"{file}: the decoder's tensors do not match its stated shape; the file is damaged"
+        ) from None
     return model.eval().requires_grad_(False)
 
 
@@ -400,7 +416,12 @@ def wct(content: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = 
     return out.reshape(1, c, h, w).float()
 
 
-def blend(content: torch.Tensor, targets: Sequence[torch.Tensor], shares: Sequence[float], masks: Sequence[torch.Tensor] | None) -> torch.Tensor:
+def blend(
+    content: torch.Tensor,
+    targets: Sequence[torch.Tensor],
+    shares: Sequence[float],
+    masks: Sequence[torch.Tensor] | None,
+) -> torch.Tensor:
     """The stylised features of several paintings as one: ``shares`` (summing to 1) without masks;
     with masks (1, 1, h, w), each painting's target inside its own region, soft edges, and the
     photo's own features where the masks cover less than everything."""
@@ -477,7 +498,12 @@ def _place(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Mod
     return model.to(device=device, dtype=dtype, memory_format=torch.channels_last)
 
 
-def prepare_inputs(content: ImageLike, styles: ImageLike | Sequence[ImageLike], cfg: ArbitraryConfig, masks: Sequence[ImageLike] | None = None) -> Prepared:
+def prepare_inputs(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    cfg: ArbitraryConfig,
+    masks: Sequence[ImageLike] | None = None,
+) -> Prepared:
     """Read, size and recolour the inputs (pure tensor work; the files are only read)."""
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     if not style_list:
@@ -485,7 +511,9 @@ def prepare_inputs(content: ImageLike, styles: ImageLike | Sequence[ImageLike], 
     if cfg.style_weights is not None and len(cfg.style_weights) != len(style_list):
         raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(style_list)} style image(s)")
     if masks and cfg.style_weights is not None:
-        raise ConfigError("--style-weights and --mask do not go together: each mask already says where its painting goes")
+        raise ConfigError(
+            "--style-weights and --mask do not go together: each mask already says where its painting goes"
+        )
     photo = load_tensor(content, "content", cfg.max_pixels)
     if cfg.size is not None:
         photo = resize_long_side(photo, cfg.size)
@@ -510,18 +538,32 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
-def _features_of(encoder: Encoder, x: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype, stop: str | None = None) -> dict[str, torch.Tensor]:
+def _features_of(
+    encoder: Encoder, x: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype, stop: str | None = None
+) -> dict[str, torch.Tensor]:
     x = pad_to_multiple(x.to(device), multiple).to(dtype).contiguous(memory_format=torch.channels_last)
     return encoder(x, stop)
 
 
 def _style_features(
-    encoder: Encoder, x: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype, stop: str, cache: dict | None = None
+    encoder: Encoder,
+    x: torch.Tensor,
+    multiple: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    stop: str,
+    cache: dict | None = None,
 ) -> dict[str, torch.Tensor]:
     """A painting's features: only statistics are taken, so it is not padded (padding would add
     reflected texture to them) unless a side is too short for the poolings."""
     if cache is not None:
-        key = (hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest(), tuple(x.shape), str(device), dtype, stop)
+        key = (
+            hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
+            tuple(x.shape),
+            str(device),
+            dtype,
+            stop,
+        )
         if key not in cache:
             cache[key] = _style_features(encoder, x, multiple, device, dtype, stop)
         return cache[key]
@@ -530,13 +572,17 @@ def _style_features(
     return encoder(x.to(device, dtype).contiguous(memory_format=torch.channels_last), stop)
 
 
-def _mask_at(masks: list[torch.Tensor] | None, size: tuple[int, int], multiple: int, device: torch.device) -> list[torch.Tensor] | None:
+def _mask_at(
+    masks: list[torch.Tensor] | None, size: tuple[int, int], multiple: int, device: torch.device
+) -> list[torch.Tensor] | None:
     if masks is None:
         return None
     return [layer_mask(pad_to_multiple(m.to(device), multiple), size) for m in masks]
 
 
-def _run_adain(prep: Prepared, cfg: ArbitraryConfig, encoder: Encoder, decoder: Decoder, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _run_adain(
+    prep: Prepared, cfg: ArbitraryConfig, encoder: Encoder, decoder: Decoder, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     h, w = prep.content.shape[-2:]
     fc = _features_of(encoder, prep.content, 8, device, dtype, ADAIN_LEVEL)[ADAIN_LEVEL]
     targets = []
@@ -549,10 +595,19 @@ def _run_adain(prep: Prepared, cfg: ArbitraryConfig, encoder: Encoder, decoder: 
     return decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w]
 
 
-def _run_wct(prep: Prepared, cfg: ArbitraryConfig, encoder: Encoder, decoders: WCTDecoders, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _run_wct(
+    prep: Prepared,
+    cfg: ArbitraryConfig,
+    encoder: Encoder,
+    decoders: WCTDecoders,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
     missing = [lv for lv in cfg.levels if lv not in decoders.levels]
     if missing:
-        raise ConfigError(f"the WCT decoder file has no decoder for {', '.join(missing)}; use --levels {' '.join(decoders.levels)}")
+        raise ConfigError(
+            f"the WCT decoder file has no decoder for {', '.join(missing)}; use --levels {' '.join(decoders.levels)}"
+        )
     h, w = prep.content.shape[-2:]
     deepest = max(cfg.levels, key=LEVELS.index)
     style_feats = [_style_features(encoder, s, 16, device, dtype, deepest, prep.cache) for s in prep.styles]
@@ -564,7 +619,9 @@ def _run_wct(prep: Prepared, cfg: ArbitraryConfig, encoder: Encoder, decoders: W
         targets = [wct(fc, sf[level], None if masks is None else masks[i]) for i, sf in enumerate(style_feats)]
         a = cfg.alpha * strength
         t = a * blend(fc, targets, prep.shares, masks) + (1 - a) * fc.float()
-        image = decoders[level](t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w].float().clamp(0, 1)
+        image = (
+            decoders[level](t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w].float().clamp(0, 1)
+        )
     return image
 
 
@@ -637,13 +694,17 @@ class DecoderTrainConfig:
             raise ConfigError("--method adain needs --style DIR, a folder of paintings")
         for name in ("steps", "batch_size", "log_every"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive whole number; got {getattr(self, name)}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a positive whole number; got {getattr(self, name)}"
+                )
         if self.image_size < 32 or self.image_size % 16:
             raise ConfigError(f"--image-size must be a multiple of 16, at least 32; got {self.image_size}")
         for name in ("content_scale", "style_scale"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not (0 < lo_hi[0] <= lo_hi[1]):
-                raise ConfigError(f"--{name.replace('_', '-')} takes two numbers LOW HIGH with 0 < LOW <= HIGH; got {' '.join(map(str, lo_hi))}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} takes two numbers LOW HIGH with 0 < LOW <= HIGH; got {' '.join(map(str, lo_hi))}"
+                )
         for name in ("lr", "content_weight", "style_weight", "pixel_weight"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number; got {getattr(self, name)}")
@@ -653,7 +714,9 @@ class DecoderTrainConfig:
         if any(lv not in LEVELS for lv in self.levels) or not self.levels:
             raise ConfigError(f"--levels takes some of {', '.join(WCT_LEVELS)}; got {' '.join(self.levels)}")
         if self.method == "wct" and tuple(self.levels) == (LINEAR_LEVEL,):
-            raise ConfigError(f"--levels {LINEAR_LEVEL} alone leaves nothing to train (its decoder is fitted by least squares); add a deeper level")
+            raise ConfigError(
+                f"--levels {LINEAR_LEVEL} alone leaves nothing to train (its decoder is fitted by least squares); add a deeper level"
+            )
         if self.precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(TRAIN_PRECISIONS)}")
         if self.workers < 0:
@@ -669,7 +732,9 @@ class TrainProgress:
     step: int  # steps done, 1-based, counted from the start of the run (resumed runs included)
     total: int  # --steps
     epoch: int  # pass over the photographs
-    losses: dict[str, float] | None  # weighted terms and total, averaged over processes; every log_every steps, else None
+    losses: (
+        dict[str, float] | None
+    )  # weighted terms and total, averaged over processes; every log_every steps, else None
     lr: float
     elapsed: float  # seconds of training in this process (not counting earlier, resumed parts)
     bad_files: int  # files that failed to decode so far (replaced by others)
@@ -698,7 +763,9 @@ LINEAR_LEVEL = "relu1_1"  # its decoder is a single convolution: fitted by least
 LINEAR_FIT_PHOTOS = 64  # photos in that fit: 64 x ~27k pixels for 577 unknowns per colour
 
 
-def train_decoder(cfg: DecoderTrainConfig, callback: TrainCallback | None = None, resume: dict | None = None) -> TrainResult:
+def train_decoder(
+    cfg: DecoderTrainConfig, callback: TrainCallback | None = None, resume: dict | None = None
+) -> TrainResult:
     """Train an AdaIN decoder or the WCT decoders; ``resume`` is a checkpoint dict to carry on from.
 
     Runs under torchrun as well (one process per GPU, the data split between them); each process
@@ -720,7 +787,9 @@ def train_decoder(cfg: DecoderTrainConfig, callback: TrainCallback | None = None
     if linear and resume is None:
         fit_linear_decoder(model[LINEAR_LEVEL], find_images(cfg.content, "--content")[0], cfg.image_size, cfg.seed)
     net = _wrap(model, device)
-    encoder = Encoder(ADAIN_LEVEL if cfg.method == "adain" else max(cfg.levels, key=LEVELS.index)).to(device, memory_format=_memory_format(device))
+    encoder = Encoder(ADAIN_LEVEL if cfg.method == "adain" else max(cfg.levels, key=LEVELS.index)).to(
+        device, memory_format=_memory_format(device)
+    )
     batches, bad0 = _data(cfg, start)
     state = {"step": start, "model": model, "opt": opt, "scaler": scaler, "cfg": cfg}
     checkpoint = lambda: _checkpoint(state)  # noqa: E731
@@ -739,13 +808,17 @@ def train_decoder(cfg: DecoderTrainConfig, callback: TrainCallback | None = None
         state["step"], bad = step, bad + bad_now
         logged = _log(terms, total, step, cfg)
         stopped = _should_stop(cfg, step, t0)
-        progress = TrainProgress(step, cfg.steps, epoch, logged, lr, time.perf_counter() - t0, bad, checkpoint, _previewer(cfg, last))
+        progress = TrainProgress(
+            step, cfg.steps, epoch, logged, lr, time.perf_counter() - t0, bad, checkpoint, _previewer(cfg, last)
+        )
         if callback is not None and callback(progress):
             stopped = "callback"
         if stopped != "done":
             break
     model.eval()
-    return TrainResult(model, state["step"], stopped, time.perf_counter() - t0, str(device), _dtype_name(dtype), checkpoint)
+    return TrainResult(
+        model, state["step"], stopped, time.perf_counter() - t0, str(device), _dtype_name(dtype), checkpoint
+    )
 
 
 def _initial_model(cfg: DecoderTrainConfig) -> Decoder | WCTDecoders:
@@ -756,14 +829,18 @@ def _initial_model(cfg: DecoderTrainConfig) -> Decoder | WCTDecoders:
     if cfg.method == "wct":
         missing = [lv for lv in cfg.levels if lv not in model.levels]
         if missing:
-            raise ConfigError(f"{cfg.init}: has no decoder for {', '.join(missing)}; --levels must be among {', '.join(model.levels)}")
+            raise ConfigError(
+                f"{cfg.init}: has no decoder for {', '.join(missing)}; --levels must be among {', '.join(model.levels)}"
+            )
         for lv in model.levels:
             model[lv].requires_grad_(lv in cfg.levels)
         return model
     return model.requires_grad_(True)
 
 
-def fit_linear_decoder(decoder: Decoder, photos: Sequence[Path], side: int, seed: int = 0, count: int = LINEAR_FIT_PHOTOS) -> None:
+def fit_linear_decoder(
+    decoder: Decoder, photos: Sequence[Path], side: int, seed: int = 0, count: int = LINEAR_FIT_PHOTOS
+) -> None:
     """Set the relu1_1 decoder (one 3x3 convolution, linear) to its least-squares optimum on pixels
     over ``count`` of the ``photos`` (long side ``side``), and freeze it.
 
@@ -841,7 +918,9 @@ def _data(cfg: DecoderTrainConfig, start: int) -> tuple[_Streams, int]:
     per_step = cfg.batch_size * rank_and_world()[1]
     # Loader processes start afresh every epoch (a pause of a second or so): a small folder is
     # listed several times over so that an epoch lasts at least EPOCH_STEPS steps.
-    content = _batches(photos, cfg.image_size, cfg.content_scale, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos)))
+    content = _batches(
+        photos, cfg.image_size, cfg.content_scale, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos))
+    )
     style = None
     if cfg.method == "adain":
         paintings, more = find_images(cfg.style, "--style")
@@ -857,7 +936,9 @@ def _data(cfg: DecoderTrainConfig, start: int) -> tuple[_Streams, int]:
     return streams, skipped
 
 
-def _batches(files: list, size: int, scale: Sequence[float], cfg: DecoderTrainConfig, seed: int, repeat: int) -> Batches:
+def _batches(
+    files: list, size: int, scale: Sequence[float], cfg: DecoderTrainConfig, seed: int, repeat: int
+) -> Batches:
     dataset = CropDataset(files, size, seed, (scale[0], scale[1]), repeat=repeat, preload=len(files) <= PRELOAD_LIMIT)
     return Batches(dataset, cfg.batch_size, seed, cfg.workers)
 
@@ -868,11 +949,16 @@ def _next_batch(streams: _Streams, device: torch.device) -> tuple[int, dict[str,
     images, bad = {"content": batch.images.to(device, non_blocking=True).contiguous(memory_format=fmt)}, batch.bad
     if streams.style is not None:
         _, sbatch = next(streams.style)
-        images["style"], bad = sbatch.images.to(device, non_blocking=True).contiguous(memory_format=fmt), bad + sbatch.bad
+        images["style"], bad = (
+            sbatch.images.to(device, non_blocking=True).contiguous(memory_format=fmt),
+            bad + sbatch.bad,
+        )
     return epoch, images, bad
 
 
-def _adain_losses(net: nn.Module, encoder: Encoder, images: dict[str, torch.Tensor], cfg: DecoderTrainConfig) -> tuple[dict, dict]:
+def _adain_losses(
+    net: nn.Module, encoder: Encoder, images: dict[str, torch.Tensor], cfg: DecoderTrainConfig
+) -> tuple[dict, dict]:
     """Huang and Belongie's objective: content loss between the output's relu4_1 and the AdaIN
     target t, plus the mean/std style loss at relu1_1..relu4_1 (squared errors, as in their code)."""
     with torch.no_grad():
@@ -904,7 +990,9 @@ def _identity_loss(net: nn.Module, encoder: Encoder, photo: torch.Tensor, fc: to
     return F.mse_loss(out.float(), photo) + F.mse_loss(encoder(out, ADAIN_LEVEL)[ADAIN_LEVEL].float(), fc.float())
 
 
-def _wct_losses(net: nn.Module, encoder: Encoder, images: dict[str, torch.Tensor], cfg: DecoderTrainConfig) -> tuple[dict, dict]:
+def _wct_losses(
+    net: nn.Module, encoder: Encoder, images: dict[str, torch.Tensor], cfg: DecoderTrainConfig
+) -> tuple[dict, dict]:
     """Li et al.'s objective for each level's decoder: pixel plus feature reconstruction error."""
     x = images["content"]
     with torch.no_grad():
@@ -918,7 +1006,9 @@ def _wct_losses(net: nn.Module, encoder: Encoder, images: dict[str, torch.Tensor
     return terms, {"content": x, **outs}
 
 
-def _log(terms: dict[str, torch.Tensor], total: torch.Tensor, step: int, cfg: DecoderTrainConfig) -> dict[str, float] | None:
+def _log(
+    terms: dict[str, torch.Tensor], total: torch.Tensor, step: int, cfg: DecoderTrainConfig
+) -> dict[str, float] | None:
     """The loss terms as floats on logging steps (a GPU sync, so not every step), else None."""
     if step % cfg.log_every and step != cfg.steps:
         return None
@@ -943,7 +1033,10 @@ def _previewer(cfg: DecoderTrainConfig, last: dict[str, torch.Tensor]) -> Callab
 
     def preview() -> torch.Tensor:
         cols = ["content", "style", "output"] if cfg.method == "adain" else ["content", *cfg.levels]
-        rows = [torch.cat([last[c][i].detach().float().clamp(0, 1) for c in cols], dim=-1) for i in range(min(4, last["content"].shape[0]))]
+        rows = [
+            torch.cat([last[c][i].detach().float().clamp(0, 1) for c in cols], dim=-1)
+            for i in range(min(4, last["content"].shape[0]))
+        ]
         return torch.cat(rows, dim=-2).unsqueeze(0).cpu()
 
     return preview
@@ -976,7 +1069,9 @@ def resume_config(saved: dict, given: dict) -> DecoderTrainConfig:
         if key in RESUME_MAY_CHANGE:
             config[key] = value
         elif key in config and _norm(config[key]) != _norm(value):
-            raise ConfigError(f"--{key.replace('_', '-')} cannot change on --resume (the checkpoint has {config[key]!r}); start a new run instead")
+            raise ConfigError(
+                f"--{key.replace('_', '-')} cannot change on --resume (the checkpoint has {config[key]!r}); start a new run instead"
+            )
     return DecoderTrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
 
 
@@ -984,7 +1079,13 @@ def _norm(value: object) -> object:
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def _restore(resume: dict | None, cfg: DecoderTrainConfig, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> int:
+def _restore(
+    resume: dict | None,
+    cfg: DecoderTrainConfig,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> int:
     """Load a checkpoint into the fresh model and optimiser; the step to carry on from (0 for none)."""
     if resume is None:
         return 0

@@ -54,7 +54,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """The dict saved at ``path``; StylistError (one line) for a missing, foreign or damaged file."""
     path = Path(path)
     if not path.is_file():
-        raise StylistError(f"{path}: checkpoint file not found" if not path.exists() else f"{path}: is not a file; give a checkpoint file")
+        raise StylistError(
+            f"{path}: checkpoint file not found"
+            if not path.exists()
+            else f"{path}: is not a file; give a checkpoint file"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a file that is not its own
@@ -63,5 +67,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StylistError(f"{path}: not a Stylist checkpoint")
     if state.get("version") != VERSION:
-        raise StylistError(f"{path}: checkpoint version {state.get('version')} is not one this Stylist reads ({VERSION}); start the run afresh")
+        raise StylistError(
+            f"{path}: checkpoint version {state.get('version')} is not one this Stylist reads ({VERSION}); start the run afresh"
+        )
     return state

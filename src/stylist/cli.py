@@ -78,7 +78,12 @@ CHOICES = {
     "preserve_color": COLOR_MODES,
 }
 # Short spellings people expect for the loss weights.
-ALIASES = {"content_weight": ["--alpha"], "style_weight": ["--beta"], "tv_weight": ["--gamma"], "preserve_color": ["--preserve-colour"]}
+ALIASES = {
+    "content_weight": ["--alpha"],
+    "style_weight": ["--beta"],
+    "tv_weight": ["--gamma"],
+    "preserve_color": ["--preserve-colour"],
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -105,7 +110,9 @@ def field_help(cls: type) -> dict[str, str]:
     return helps
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, choices: dict[str, tuple] | None = None, skip: tuple[str, ...] = ()) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, choices: dict[str, tuple] | None = None, skip: tuple[str, ...] = ()
+) -> None:
     """One flag per field of the config dataclass ``cls`` (help from the comment above it).
 
     ``choices`` adds or replaces allowed values by field name; ``skip`` leaves fields out."""
@@ -138,25 +145,51 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, choices: di
 def add_run_arguments(t: argparse.ArgumentParser) -> None:
     """Options of the files around a run (manifest, checkpoints, film): the core never writes files."""
     t.add_argument(
-        "--from-manifest", metavar="RESULT",
+        "--from-manifest",
+        metavar="RESULT",
         help="run again the run recorded in RESULT (a .png .tif .jpg .webp made by Stylist, or its .json sidecar): the same inputs "
         "(refused if one is missing or changed), options, seed, device and precision; inputs and options given here override them",
     )
-    t.add_argument("--manifest-json", action="store_true", help="also write the manifest as OUT.json beside OUT (it is always embedded in .png .tif .jpg .webp)")
-    t.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="save the run's state every N iterations and at the end, to --resume it later")
-    t.add_argument("--checkpoint", metavar="FILE", help="the checkpoint file [default: OUT.ckpt]; Ctrl-C and SIGTERM leave one there too")
     t.add_argument(
-        "--light-checkpoint", action="store_true",
+        "--manifest-json",
+        action="store_true",
+        help="also write the manifest as OUT.json beside OUT (it is always embedded in .png .tif .jpg .webp)",
+    )
+    t.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save the run's state every N iterations and at the end, to --resume it later",
+    )
+    t.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="the checkpoint file [default: OUT.ckpt]; Ctrl-C and SIGTERM leave one there too",
+    )
+    t.add_argument(
+        "--light-checkpoint",
+        action="store_true",
         help="leave the optimiser's memory out of checkpoints (L-BFGS keeps up to 200 image-sized vectors, ~400 MB at 512 px); "
         "a resumed run then rebuilds it and no longer matches an unbroken run exactly",
     )
     t.add_argument(
-        "--resume", metavar="CHECKPOINT",
+        "--resume",
+        metavar="CHECKPOINT",
         help="carry on the run saved in CHECKPOINT, at its scale and step, to --iterations in all (extra ones go to the final scale); "
         "inputs and options are the checkpoint's unless given here",
     )
-    t.add_argument("--animation", metavar="FILM", help="record the optimisation as a film FILM.gif, or FILM.mp4 (needs: pip install stylist[video])")
-    t.add_argument("--animation-every", type=int, metavar="N", help="one film frame every N iterations [default: about 100 frames in all]")
+    t.add_argument(
+        "--animation",
+        metavar="FILM",
+        help="record the optimisation as a film FILM.gif, or FILM.mp4 (needs: pip install stylist[video])",
+    )
+    t.add_argument(
+        "--animation-every",
+        type=int,
+        metavar="N",
+        help="one film frame every N iterations [default: about 100 frames in all]",
+    )
 
 
 def _show(value: object) -> str:
@@ -166,22 +199,52 @@ def _show(value: object) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="stylist", description="Neural style transfer: a photograph rendered in the style of a painting.")
+    parser = OneLineParser(
+        prog="stylist", description="Neural style transfer: a photograph rendered in the style of a painting."
+    )
     parser.add_argument("--version", action="version", version=f"stylist {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
-    t = sub.add_parser("transfer", help="optimise an image (Gatys et al.): best quality, any style", description="Render CONTENT in the style of STYLE by optimisation (Gatys et al. 2016).")
-    t.add_argument("content", metavar="CONTENT", nargs="?", help="the photograph (with --from-manifest or --resume: the recorded one unless given)")
-    t.add_argument("style", metavar="STYLE", nargs="*", help="the painting (several: a blend, see --style-weights, or one per --mask region)")
+    t = sub.add_parser(
+        "transfer",
+        help="optimise an image (Gatys et al.): best quality, any style",
+        description="Render CONTENT in the style of STYLE by optimisation (Gatys et al. 2016).",
+    )
+    t.add_argument(
+        "content",
+        metavar="CONTENT",
+        nargs="?",
+        help="the photograph (with --from-manifest or --resume: the recorded one unless given)",
+    )
+    t.add_argument(
+        "style",
+        metavar="STYLE",
+        nargs="*",
+        help="the painting (several: a blend, see --style-weights, or one per --mask region)",
+    )
     t.add_argument("-o", "--output", required=True, metavar="OUT", help="result image (.png .jpg .webp .tif .bmp)")
     t.add_argument("--overwrite", action="store_true", help="replace OUT (and numbered intermediates) if they exist")
-    t.add_argument("--save-every", type=int, default=0, metavar="N", help="also write OUT_stepNNNN.png every N iterations")
+    t.add_argument(
+        "--save-every", type=int, default=0, metavar="N", help="also write OUT_stepNNNN.png every N iterations"
+    )
     t.add_argument("--history", metavar="FILE.csv", help="write the loss history as CSV and a plot FILE.png beside it")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     # An option of the file written, not of the optimisation: the core returns float tensors.
-    t.add_argument("--depth", type=int, choices=(8, 16), help="bits per channel of OUT: 16 for .png or .tif [default: 8, or the recorded depth]")
-    t.add_argument("--mask", nargs="+", metavar="MASK", help="one grey-level mask per STYLE, at the photo's size: white = that painting, black = not; where all are black the photo is kept")
-    t.add_argument("--preset", choices=list(PRESETS), help="a classic recipe (see the README); explicit options override it")
+    t.add_argument(
+        "--depth",
+        type=int,
+        choices=(8, 16),
+        help="bits per channel of OUT: 16 for .png or .tif [default: 8, or the recorded depth]",
+    )
+    t.add_argument(
+        "--mask",
+        nargs="+",
+        metavar="MASK",
+        help="one grey-level mask per STYLE, at the photo's size: white = that painting, black = not; where all are black the photo is kept",
+    )
+    t.add_argument(
+        "--preset", choices=list(PRESETS), help="a classic recipe (see the README); explicit options override it"
+    )
     add_run_arguments(t)
     add_config_arguments(t, TransferConfig)
     t.set_defaults(run=cmd_transfer)
@@ -189,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="list the VGG weight sources", description="List the VGG weight sources.")
     w.set_defaults(run=cmd_weights)
 
-    from . import cli_arbitrary, cli_feedforward, cli_study, cli_web  # imported here: they build on this module's helpers
+    from . import (
+        cli_arbitrary,
+        cli_feedforward,
+        cli_study,
+        cli_web,
+    )  # imported here: they build on this module's helpers
 
     cli_feedforward.add_parsers(sub)
     cli_arbitrary.add_parsers(sub)
@@ -282,7 +350,14 @@ def _transfer(job: Job, args: argparse.Namespace, film: Film | None) -> int:
     stop, bar = _StopSignals(), _Bar(args.quiet)
     try:
         with stop:
-            result = stylize(job.content, job.styles, job.cfg, _callback(job, args, bar, film, stop), masks=job.masks, resume=job.resume)
+            result = stylize(
+                job.content,
+                job.styles,
+                job.cfg,
+                _callback(job, args, bar, film, stop),
+                masks=job.masks,
+                resume=job.resume,
+            )
     except Interrupted as interrupted:
         bar.close()
         return _interrupted(interrupted.result, job, args, film, stop)
@@ -293,7 +368,10 @@ def _transfer(job: Job, args: argparse.Namespace, film: Film | None) -> int:
         _save_state(job, result.checkpoint(not args.light_checkpoint) if result.checkpoint else None)
     h, w = result.image.shape[-2:]
     note = {"early": ", stopped early: the loss had stopped improving", "callback": ""}.get(result.stopped, "")
-    print(f"wrote {job.out} ({w}x{h}, {len(result.history)} iterations, {result.elapsed:.1f} s on {result.device}, {result.precision}{note})", file=sys.stderr)
+    print(
+        f"wrote {job.out} ({w}x{h}, {len(result.history)} iterations, {result.elapsed:.1f} s on {result.device}, {result.precision}{note})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -310,7 +388,9 @@ def prepare(args: argparse.Namespace) -> Job:
     out = check_output_path(args.output, [content_path, *style_paths, *(mask_paths or [])], args.overwrite, depth=depth)
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(out)
     checkpointing = bool(args.checkpoint_every or args.checkpoint)
-    outputs = _check_outputs(args, out, ckpt if checkpointing else None, resumed_from, [content_path, *style_paths, *(mask_paths or [])])
+    outputs = _check_outputs(
+        args, out, ckpt if checkpointing else None, resumed_from, [content_path, *style_paths, *(mask_paths or [])]
+    )
     # Read every image up front: a bad input is reported before any work or file.
     content = read_picture(content_path, "content", cfg.max_pixels)  # full precision, alpha set aside
     styles = [load_tensor(path, "style", cfg.max_pixels) for path in style_paths]
@@ -321,17 +401,38 @@ def prepare(args: argparse.Namespace) -> Job:
     if dropped:  # said before the run rather than after it
         warnings.warn(dropped, StylistWarning)
     if output_format(out, depth) == "BMP" and not args.manifest_json:
-        warnings.warn(f"{out}: BMP has no room for the run's manifest; pass --manifest-json to keep it in {sidecar_path(out).name}", StylistWarning)
+        warnings.warn(
+            f"{out}: BMP has no room for the run's manifest; pass --manifest-json to keep it in {sidecar_path(out).name}",
+            StylistWarning,
+        )
     inputs = input_records(content_path, style_paths, mask_paths, cfg.init if cfg.init not in INITS else None)
     final_hw = fit_size(*content.size, cfg.size or default_size(resolve_device(cfg.device)))
     history, sidecar, film = outputs
-    return Job(cfg, out, depth, content, styles, masks, inputs, history, sidecar, ckpt, checkpointing, resume, resumed_from, film, final_hw)
+    return Job(
+        cfg,
+        out,
+        depth,
+        content,
+        styles,
+        masks,
+        inputs,
+        history,
+        sidecar,
+        ckpt,
+        checkpointing,
+        resume,
+        resumed_from,
+        film,
+        final_hw,
+    )
 
 
 def _recorded(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path | None]:
     """(recorded inputs and options, run state to resume, checkpoint path) from --from-manifest or --resume."""
     if args.from_manifest and args.resume:
-        raise StylistError("--from-manifest and --resume do not go together: a manifest starts a run afresh, a checkpoint carries one on")
+        raise StylistError(
+            "--from-manifest and --resume do not go together: a manifest starts a run afresh, a checkpoint carries one on"
+        )
     if args.from_manifest:
         manifest = read_manifest(args.from_manifest)
         if not hasattr(args, "weights"):  # weights given here override the recorded ones, as any option does
@@ -339,7 +440,11 @@ def _recorded(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path 
         for line in differences(manifest):
             warnings.warn(f"{args.from_manifest}: {line}", StylistWarning)
         # The resolved device and precision, not "auto": another machine's choice would give other pixels.
-        config = {**manifest["config"], "device": manifest.get("device", "auto"), "precision": manifest.get("precision", "auto")}
+        config = {
+            **manifest["config"],
+            "device": manifest.get("device", "auto"),
+            "precision": manifest.get("precision", "auto"),
+        }
         return {**manifest, "config": config}, None, None
     if args.resume:
         saved = load_checkpoint(args.resume)
@@ -357,8 +462,14 @@ def _input_paths(args: argparse.Namespace, recorded: dict | None) -> tuple[str, 
         return args.content, list(args.style), args.mask
     inputs = recorded.get("inputs") or {}
     content = args.content or str(checked_file(inputs.get("content"), "content"))
-    styles = list(args.style) or [str(checked_file(r, f"style image {i + 1}")) for i, r in enumerate(inputs.get("styles") or [])]
-    masks = args.mask if args.mask is not None else [str(checked_file(r, f"mask {i + 1}")) for i, r in enumerate(inputs.get("masks") or [])]
+    styles = list(args.style) or [
+        str(checked_file(r, f"style image {i + 1}")) for i, r in enumerate(inputs.get("styles") or [])
+    ]
+    masks = (
+        args.mask
+        if args.mask is not None
+        else [str(checked_file(r, f"mask {i + 1}")) for i, r in enumerate(inputs.get("masks") or [])]
+    )
     if not styles:
         raise StylistError("the recorded run names no style image: give STYLE on the command line")
     return content, styles, masks or None
@@ -392,7 +503,9 @@ def _check_outputs(
     if args.save_every and not args.overwrite:
         existing = sorted(out.parent.glob(f"{out.stem}_step[0-9][0-9][0-9][0-9]{out.suffix}"))
         if existing:
-            raise StylistError(f"{existing[0]}: intermediate images from an earlier run are in the way; pass --overwrite or choose another -o")
+            raise StylistError(
+                f"{existing[0]}: intermediate images from an earlier run are in the way; pass --overwrite or choose another -o"
+            )
     return history, sidecar, film
 
 
@@ -453,7 +566,9 @@ class _Bar:
             self.bar = tqdm(total=p.total, unit="it", dynamic_ncols=True, file=sys.stderr)
         self.bar.total = p.total
         self.bar.set_description(f"{p.size[1]}x{p.size[0]} ({p.level + 1}/{p.levels})")
-        self.bar.set_postfix_str(f"content {p.losses['content']:.3g} style {p.losses['style']:.3g} tv {p.losses['tv']:.3g}")
+        self.bar.set_postfix_str(
+            f"content {p.losses['content']:.3g} style {p.losses['style']:.3g} tv {p.losses['tv']:.3g}"
+        )
         self.bar.update(p.step - self.bar.n)
 
     def close(self) -> None:
@@ -462,7 +577,9 @@ class _Bar:
             self.bar = None
 
 
-def _callback(job: Job, args: argparse.Namespace, bar: _Bar, film: Film | None, stop: _StopSignals) -> Callable[[Progress], None]:
+def _callback(
+    job: Job, args: argparse.Namespace, bar: _Bar, film: Film | None, stop: _StopSignals
+) -> Callable[[Progress], None]:
     """What the command does after each iteration: progress, intermediates, checkpoints, film frames, stops."""
 
     def callback(p: Progress) -> None:
@@ -480,7 +597,9 @@ def _callback(job: Job, args: argparse.Namespace, bar: _Bar, film: Film | None, 
     return callback
 
 
-def _interrupted(result: TransferResult, job: Job, args: argparse.Namespace, film: Film | None, stop: _StopSignals) -> int:
+def _interrupted(
+    result: TransferResult, job: Job, args: argparse.Namespace, film: Film | None, stop: _StopSignals
+) -> int:
     """Ctrl-C or SIGTERM: keep the image, film and history so far, and a checkpoint to resume from."""
     _finish(result, job, args, film, stopped="interrupted")
     free = job.checkpointing or args.overwrite or not job.checkpoint.exists() or _same(job.checkpoint, job.resumed_from)
@@ -538,8 +657,12 @@ def _finish(result: TransferResult, job: Job, args: argparse.Namespace, film: Fi
 
 
 def write_history(
-    rows: list[dict], path: Path, xlabel: str = "iteration (dotted lines: next scale)", smooth: int = 1,
-    title: str = "Stylist loss history", keys: list[str] | None = None,
+    rows: list[dict],
+    path: Path,
+    xlabel: str = "iteration (dotted lines: next scale)",
+    smooth: int = 1,
+    title: str = "Stylist loss history",
+    keys: list[str] | None = None,
 ) -> None:
     """The loss history as CSV, and a log-scale plot of it as PNG beside it (same name, .png).
 
@@ -563,7 +686,10 @@ def write_history(
     for key in keys or [k for k in ("total", "content", "style", "tv") if k in columns]:
         values = [r.get(key, float("nan")) for r in rows]
         if smooth > 1:
-            values = [sum(values[max(0, i - smooth + 1) : i + 1]) / (i + 1 - max(0, i - smooth + 1)) for i in range(len(values))]
+            values = [
+                sum(values[max(0, i - smooth + 1) : i + 1]) / (i + 1 - max(0, i - smooth + 1))
+                for i in range(len(values))
+            ]
         if any(v > 0 for v in values):
             ax.plot(steps, values, label=key, linewidth=1.5 if key == "total" else 1)
     for r0, r1 in zip(rows, rows[1:]):

@@ -28,28 +28,79 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from .arbitrary import ArbitraryConfig, DecoderTrainConfig
 
     a = sub.add_parser(
-        "arbitrary", help="any painting in one pass (AdaIN or WCT), with a trained decoder",
+        "arbitrary",
+        help="any painting in one pass (AdaIN or WCT), with a trained decoder",
         description="Render CONTENT (files or folders) in the style of any painting in one pass (AdaIN, Huang and Belongie 2017; WCT, Li et al. 2017).",
     )
-    a.add_argument("content", metavar="CONTENT", nargs="+", help="photographs: image files and/or folders (searched recursively)")
-    a.add_argument("--style", nargs="+", required=True, metavar="STYLE", help="the painting(s); several are blended (--style-weights) or placed by --mask")
-    a.add_argument("-o", "--output", required=True, metavar="OUT", help="result file (one photo), or a folder for several (results keep the photos' names and formats)")
-    a.add_argument("--mask", nargs="+", metavar="MASK", help="one grey-level mask per STYLE: white = that painting, black = not; where all are black the photo is kept")
+    a.add_argument(
+        "content", metavar="CONTENT", nargs="+", help="photographs: image files and/or folders (searched recursively)"
+    )
+    a.add_argument(
+        "--style",
+        nargs="+",
+        required=True,
+        metavar="STYLE",
+        help="the painting(s); several are blended (--style-weights) or placed by --mask",
+    )
+    a.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="result file (one photo), or a folder for several (results keep the photos' names and formats)",
+    )
+    a.add_argument(
+        "--mask",
+        nargs="+",
+        metavar="MASK",
+        help="one grey-level mask per STYLE: white = that painting, black = not; where all are black the photo is kept",
+    )
     a.add_argument("--overwrite", action="store_true", help="replace results that exist")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    _add_fields(a, ArbitraryConfig, {"method": METHOD_CHOICES, "preserve_color": ("none", "luminance", "histogram"), "precision": ("auto", "fp32", "bf16")})
+    _add_fields(
+        a,
+        ArbitraryConfig,
+        {
+            "method": METHOD_CHOICES,
+            "preserve_color": ("none", "luminance", "histogram"),
+            "precision": ("auto", "fp32", "bf16"),
+        },
+    )
     a.set_defaults(run=cmd_arbitrary)
 
     t = sub.add_parser(
-        "train-decoder", help="train an AdaIN decoder or the WCT decoders",
+        "train-decoder",
+        help="train an AdaIN decoder or the WCT decoders",
         description="Train the decoder of stylist arbitrary: --method adain on photos and paintings, --method wct on photos only.",
     )
-    t.add_argument("-o", "--output", required=True, metavar="DECODER.safetensors", help="the trained decoder (fp16 safetensors), for stylist arbitrary --decoder")
-    t.add_argument("--overwrite", action="store_true", help="replace the decoder, checkpoint, previews and loss files if they exist")
+    t.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DECODER.safetensors",
+        help="the trained decoder (fp16 safetensors), for stylist arbitrary --decoder",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the decoder, checkpoint, previews and loss files if they exist",
+    )
     t.add_argument("--resume", metavar="CHECKPOINT", help="carry on the training saved in CHECKPOINT up to --steps")
     t.add_argument("--checkpoint", metavar="FILE", help="the checkpoint file [default: OUT.ckpt]")
-    t.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="save the training state every N steps and at the end (0: never) [default: 1000]")
-    t.add_argument("--preview-every", type=int, default=1000, metavar="N", help="write OUT_preview_STEP.png and the loss curve OUT_losses.png every N steps (0: only the curve, at the end) [default: 1000]")
+    t.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="save the training state every N steps and at the end (0: never) [default: 1000]",
+    )
+    t.add_argument(
+        "--preview-every",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="write OUT_preview_STEP.png and the loss curve OUT_losses.png every N steps (0: only the curve, at the end) [default: 1000]",
+    )
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_fields(t, DecoderTrainConfig, {"method": METHOD_CHOICES, "precision": ("auto", "fp32", "bf16", "fp16")})
     t.set_defaults(run=cmd_train_decoder)
@@ -65,13 +116,21 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, choices: dict[str, t
         kind = hints[f.name]
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         base = args[0] if args and type(None) in typing.get_args(kind) else kind
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else str(default))
-        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{helps.get(f.name, '')} [default: {shown or 'none'}]"}
+        shown = (
+            " ".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else str(default))
+        )
+        kw: dict = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{helps.get(f.name, '')} [default: {shown or 'none'}]",
+        }
         if base is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) is tuple:
             kw["nargs"], kw["type"] = "+", typing.get_args(base)[0]
-            kw["metavar"] = {"levels": "LEVEL", "exclude_styles": "NAME"}.get(f.name, "W" if kw["type"] is float else "X")
+            kw["metavar"] = {"levels": "LEVEL", "exclude_styles": "NAME"}.get(
+                f.name, "W" if kw["type"] is float else "X"
+            )
         else:
             kw["type"] = base
         if f.name in choices:
@@ -102,7 +161,9 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
     if cfg.style_weights is not None and len(cfg.style_weights) != len(args.style):
         raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(args.style)} style image(s)")
     if args.mask and len(args.mask) != len(args.style):
-        raise ConfigError(f"{len(args.mask)} mask(s) for {len(args.style)} style image(s): give one --mask per style image, in the same order")
+        raise ConfigError(
+            f"{len(args.mask)} mask(s) for {len(args.style)} style image(s): give one --mask per style image, in the same order"
+        )
     # Every input is read before any work or file: a bad one stops the run with nothing written.
     styles = [load_tensor(s, "style", cfg.max_pixels) for s in args.style]
     for m in args.mask or []:
@@ -116,12 +177,17 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
     cache: dict = {}  # the paintings' features, encoded once for all the photos
     for i, (src, out) in enumerate(jobs):
         picture = read_picture(src, "content", cfg.max_pixels)
-        result = stylize_arbitrary(picture, styles, cfg, masks=args.mask, decoder=decoder, encoder=encoder, style_cache=cache)
+        result = stylize_arbitrary(
+            picture, styles, cfg, masks=args.mask, decoder=decoder, encoder=encoder, style_cache=cache
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         save_image(result, out, overwrite=args.overwrite, alpha=picture.alpha_at(tuple(result.shape[-2:])))
         if not args.quiet:
             h, w = result.shape[-2:]
-            print(f"wrote {out} ({w}x{h}, {cfg.method}){f' [{i + 1}/{len(jobs)}]' if len(jobs) > 1 else ''}", file=sys.stderr)
+            print(
+                f"wrote {out} ({w}x{h}, {cfg.method}){f' [{i + 1}/{len(jobs)}]' if len(jobs) > 1 else ''}",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -171,7 +237,9 @@ def _check_jobs(jobs: list[tuple[Path, Path]], overwrite: bool, inputs: list[Pat
     for src, out in jobs:
         key = out.resolve()
         if key in seen:
-            raise ConfigError(f"{out}: both {seen[key]} and {src} would be written here; give them separate runs or folders")
+            raise ConfigError(
+                f"{out}: both {seen[key]} and {src} would be written here; give them separate runs or folders"
+            )
         seen[key] = src
         if key in resolved_inputs:
             raise ImageError(f"{out}: the output would replace an input image; choose another output path")
@@ -228,7 +296,7 @@ def _check_train_outputs(paths: dict[str, Path], args: argparse.Namespace) -> No
     if args.checkpoint_every < 0 or args.preview_every < 0:
         raise ConfigError("--checkpoint-every and --preview-every must be 0 or positive")
     previews = sorted(out.parent.glob(f"{out.with_suffix('').name}_preview_*.png"))
-    for key, path in [*paths.items(), *(("preview", p) for p in previews[:1])]:
+    for _key, path in [*paths.items(), *(("preview", p) for p in previews[:1])]:
         # A resumed run carries on its own files (same -o): replacing them is the point.
         if path.exists() and not args.overwrite and not args.resume:
             raise ImageError(f"{path}: already exists; pass --overwrite to replace it or choose another -o")
@@ -290,9 +358,19 @@ class _TrainWriter:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=p.total, initial=p.step - 1, unit="step", dynamic_ncols=True, file=sys.stderr, desc=f"train {self.cfg.method}")
+            self.bar = tqdm(
+                total=p.total,
+                initial=p.step - 1,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                desc=f"train {self.cfg.method}",
+            )
         if p.losses is not None:
-            self.bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in p.losses.items()) + (f" bad files {p.bad_files}" if p.bad_files else ""))
+            self.bar.set_postfix_str(
+                " ".join(f"{k} {v:.3g}" for k, v in p.losses.items())
+                + (f" bad files {p.bad_files}" if p.bad_files else "")
+            )
         self.bar.update(p.step - self.bar.n)
 
     def _save_checkpoint(self, state: dict) -> None:
@@ -314,9 +392,14 @@ class _TrainWriter:
             self._save_checkpoint(result.checkpoint())
         if self.history:
             write_loss_curve(self.history, self.paths["csv"], self.paths["curve"], self.cfg.method)
-        why = {"time": f", stopped by --time-limit {self.cfg.time_limit} s", "callback": ", interrupted"}.get(result.stopped, "")
+        why = {"time": f", stopped by --time-limit {self.cfg.time_limit} s", "callback": ", interrupted"}.get(
+            result.stopped, ""
+        )
         loss = f", loss {self.last_losses['total']:.4g}" if self.last_losses else ""
-        print(f"wrote {self.paths['decoder']} (step {result.step} of {self.cfg.steps}, {result.elapsed:.0f} s on {result.device}, {result.precision}{loss}{why})", file=sys.stderr)
+        print(
+            f"wrote {self.paths['decoder']} (step {result.step} of {self.cfg.steps}, {result.elapsed:.0f} s on {result.device}, {result.precision}{loss}{why})",
+            file=sys.stderr,
+        )
 
     def close(self) -> None:
         if self.bar is not None:

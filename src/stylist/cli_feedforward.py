@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -24,7 +24,6 @@ from .feedforward import (
     TRAIN_PRESETS,
     FeedForwardConfig,
     Interrupted,
-    StyleModel,
     TrainProgress,
     batches_by_size,
     builtin_models,
@@ -46,49 +45,111 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from .cli import add_config_arguments
 
     t = sub.add_parser(
-        "train", help="train a feed-forward network for one painting (Johnson et al.)",
+        "train",
+        help="train a feed-forward network for one painting (Johnson et al.)",
         description="Train a network that paints any photo in the style of --style, on the photos under --data.",
     )
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="the trained network (.safetensors)")
-    t.add_argument("--overwrite", action="store_true", help="replace MODEL, its checkpoint, preview and loss curve if they exist")
-    t.add_argument("--preset", choices=list(TRAIN_PRESETS), help="johnson2016: the paper's VGG-16 layers (needs the torchvision weights); options given override it")
-    t.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="save the run's state every N steps to resume it [default: 500; 0: only at the end and on Ctrl-C]")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace MODEL, its checkpoint, preview and loss curve if they exist"
+    )
+    t.add_argument(
+        "--preset",
+        choices=list(TRAIN_PRESETS),
+        help="johnson2016: the paper's VGG-16 layers (needs the torchvision weights); options given override it",
+    )
+    t.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        metavar="N",
+        help="save the run's state every N steps to resume it [default: 500; 0: only at the end and on Ctrl-C]",
+    )
     t.add_argument("--checkpoint", metavar="FILE", help="the checkpoint file [default: MODEL.ckpt]")
     t.add_argument("--resume", metavar="CHECKPOINT", help="carry on the run saved in CHECKPOINT to --steps in all")
-    t.add_argument("--preview-every", type=int, default=500, metavar="N", help="every N steps write MODEL_preview.png and the loss curve MODEL_losses.csv/.png [default: 500; 0: off]")
+    t.add_argument(
+        "--preview-every",
+        type=int,
+        default=500,
+        metavar="N",
+        help="every N steps write MODEL_preview.png and the loss curve MODEL_losses.csv/.png [default: 500; 0: off]",
+    )
     t.add_argument("--preview", metavar="IMAGE", help="the photo the previews show [default: the first training photo]")
-    t.add_argument("--half", action="store_true", help="store the network in float16 (half the file size; what the built-in styles use)")
+    t.add_argument(
+        "--half",
+        action="store_true",
+        help="store the network in float16 (half the file size; what the built-in styles use)",
+    )
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arguments(t, FeedForwardConfig, choices={"norm": NORMS, "precision": TRAIN_PRECISIONS})
     t.set_defaults(run=cmd_train)
 
     a = sub.add_parser(
-        "apply", help="stylise photos with a trained network, in milliseconds each",
+        "apply",
+        help="stylise photos with a trained network, in milliseconds each",
         description="Stylise images and folders with a trained network: a built-in style (stylist models), a .safetensors file or an exported .onnx file.",
     )
-    a.add_argument("paths", nargs="+", metavar="PATH", help="[MODEL] INPUT...: the model (unless --model is given), then images or folders (searched recursively)")
+    a.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="[MODEL] INPUT...: the model (unless --model is given), then images or folders (searched recursively)",
+    )
     a.add_argument("--model", metavar="NAME", help="a built-in style name or a model file; then every PATH is an input")
-    a.add_argument("-o", "--output", required=True, metavar="OUT", help="an output folder (created if missing), or a file name for a single input image")
-    a.add_argument("--size", type=int, metavar="PX", help="scale each input to this long side first [default: the input's own size]")
+    a.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="an output folder (created if missing), or a file name for a single input image",
+    )
+    a.add_argument(
+        "--size",
+        type=int,
+        metavar="PX",
+        help="scale each input to this long side first [default: the input's own size]",
+    )
     a.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or e.g. cpu, cuda:1 [default: auto]")
-    a.add_argument("--preserve-color", "--preserve-colour", choices=("none", "luminance"), default="none", help="luminance: keep the photo's colours [default: none]")
-    a.add_argument("--batch-size", type=int, default=4, metavar="N", help="images of the same size stylised together [default: 4]")
-    a.add_argument("--format", choices=sorted({s.lstrip('.') for s in WRITE_FORMATS}), help="output format in a folder [default: the input's, or png]")
+    a.add_argument(
+        "--preserve-color",
+        "--preserve-colour",
+        choices=("none", "luminance"),
+        default="none",
+        help="luminance: keep the photo's colours [default: none]",
+    )
+    a.add_argument(
+        "--batch-size", type=int, default=4, metavar="N", help="images of the same size stylised together [default: 4]"
+    )
+    a.add_argument(
+        "--format",
+        choices=sorted({s.lstrip(".") for s in WRITE_FORMATS}),
+        help="output format in a folder [default: the input's, or png]",
+    )
     a.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(run=cmd_apply)
 
-    e = sub.add_parser("export", help="export a trained network to ONNX", description="Export a trained network to ONNX (dynamic batch, height and width), checked against PyTorch.")
+    e = sub.add_parser(
+        "export",
+        help="export a trained network to ONNX",
+        description="Export a trained network to ONNX (dynamic batch, height and width), checked against PyTorch.",
+    )
     e.add_argument("model", metavar="MODEL", help="a built-in style name or a .safetensors model file")
     e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(run=cmd_export)
 
-    i = sub.add_parser("info", help="print what a model file records", description="Print a model file's metadata: style, training settings, losses, version.")
+    i = sub.add_parser(
+        "info",
+        help="print what a model file records",
+        description="Print a model file's metadata: style, training settings, losses, version.",
+    )
     i.add_argument("model", metavar="MODEL", help="a built-in style name, a .safetensors or an .onnx model file")
     i.set_defaults(run=cmd_info)
 
-    m = sub.add_parser("models", help="list the built-in styles", description="List the feed-forward networks shipped with Stylist.")
+    m = sub.add_parser(
+        "models", help="list the built-in styles", description="List the feed-forward networks shipped with Stylist."
+    )
     m.set_defaults(run=cmd_models)
 
 
@@ -96,13 +157,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace, recorded: dict | None) -> FeedForwardConfig:
-    given = {f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v) for f in fields(FeedForwardConfig) if hasattr(args, f.name)}
+    given = {
+        f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v)
+        for f in fields(FeedForwardConfig)
+        if hasattr(args, f.name)
+    }
     if recorded is None:
         return train_preset(args.preset, **given)
     changed = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and v != _tupled(recorded).get(k)]
     if changed or args.preset:
         what = ", ".join("--" + k.replace("_", "-") for k in changed) or "--preset"
-        raise ConfigError(f"{args.resume}: {what} cannot change on resume (only {', '.join('--' + k for k in RESUME_MAY_CHANGE)} can); start a new run instead")
+        raise ConfigError(
+            f"{args.resume}: {what} cannot change on resume (only {', '.join('--' + k for k in RESUME_MAY_CHANGE)} can); start a new run instead"
+        )
     return FeedForwardConfig(**{**_tupled(recorded), **given})
 
 
@@ -144,7 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.close()
         if is_main():
             save_checkpoint(ckpt, interrupted.state)
-            print(f"stylist: interrupted at step {interrupted.state['step']}; carry on with: stylist train --resume {ckpt} -o {out} --overwrite", file=sys.stderr)
+            print(
+                f"stylist: interrupted at step {interrupted.state['step']}; carry on with: stylist train --resume {ckpt} -o {out} --overwrite",
+                file=sys.stderr,
+            )
         close_distributed()
         return stop.exit_code
     finally:
@@ -160,7 +230,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             _write_previews(final, result.history, preview_photo, side)
         save_checkpoint(ckpt, result.state)
         m = result.metadata
-        print(f"wrote {out} ({m['steps']} steps on {m['images']} photos, {m['skipped']} unreadable files skipped, final losses {m['final_losses']})", file=sys.stderr)
+        print(
+            f"wrote {out} ({m['steps']} steps on {m['images']} photos, {m['skipped']} unreadable files skipped, final losses {m['final_losses']})",
+            file=sys.stderr,
+        )
     close_distributed()
     return 0
 
@@ -217,8 +290,10 @@ class _TrainBar:
 
             self.bar = tqdm(total=p.total, initial=p.step - 1, unit="step", dynamic_ncols=True, file=sys.stderr)
         self.bar.set_description(f"epoch {p.epoch + 1}")
-        l = p.losses
-        self.bar.set_postfix_str(f"content {l['content']:.3g} style {l['style']:.3g} tv {l['tv']:.3g} {p.images_per_s:.1f} img/s skipped {p.skipped}")
+        terms = p.losses
+        self.bar.set_postfix_str(
+            f"content {terms['content']:.3g} style {terms['style']:.3g} tv {terms['tv']:.3g} {p.images_per_s:.1f} img/s skipped {p.skipped}"
+        )
         self.bar.update(p.step - self.bar.n)
 
     def close(self) -> None:
@@ -254,7 +329,10 @@ def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
 
                 from .errors import StylistWarning
 
-                warnings.warn(f"{path}: {skipped} file(s) with an image suffix are not readable images and are skipped", StylistWarning)
+                warnings.warn(
+                    f"{path}: {skipped} file(s) with an image suffix are not readable images and are skipped",
+                    StylistWarning,
+                )
             found += [(f, f.relative_to(path)) for f in files]
         elif path.exists() and not path.is_file():
             raise StylistError(f"{path}: is not a file or folder")
@@ -275,7 +353,9 @@ def _targets(inputs: list[tuple[Path, Path]], out: Path, fmt: str | None) -> lis
         targets.append(out / rel.with_suffix(suffix))
     if len(set(targets)) != len(targets):
         dup = next(t for t in targets if targets.count(t) > 1)
-        raise StylistError(f"{dup}: two inputs would be written to the same file; give them different names or use --format")
+        raise StylistError(
+            f"{dup}: two inputs would be written to the same file; give them different names or use --format"
+        )
     return targets
 
 
@@ -295,7 +375,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for (src, _), target in zip(inputs, targets):
         if target.parent.exists():  # a folder still to be made holds nothing to overwrite
             check_output_path(target, [src], args.overwrite)
-    pictures = [(i, read_picture(src, "input")) for i, (src, _) in enumerate(inputs)]  # every input read before any output
+    pictures = [
+        (i, read_picture(src, "input")) for i, (src, _) in enumerate(inputs)
+    ]  # every input read before any output
     jobs = [(i, resize_long_side(p.rgb, args.size) if args.size else p.rgb) for i, p in pictures]
     bar = None if args.quiet else _apply_bar(len(jobs))
     for group in batches_by_size(jobs, args.batch_size):
@@ -335,7 +417,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise StylistError(f"{out}: folder {out.parent} does not exist")
     model = load_model(args.model, device="cpu", precision="fp32")
     worst = export_onnx(model, out)
-    print(f"wrote {out}: onnxruntime matches PyTorch to {worst:.2e} (largest absolute difference, values in [0, 1])", file=sys.stderr)
+    print(
+        f"wrote {out}: onnxruntime matches PyTorch to {worst:.2e} (largest absolute difference, values in [0, 1])",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -26,7 +26,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from .cli import add_config_arguments
 
     s = sub.add_parser(
-        "study", help="run a classic experiment (a sweep) with figures, metrics and a report",
+        "study",
+        help="run a classic experiment (a sweep) with figures, metrics and a report",
         description=f"Run one classic experiment on a photo and a painting: {', '.join(STUDIES)}. "
         "Writes every image, a grid figure, loss plots, metrics.csv and report.html into DIR; a re-run skips finished cells.",
     )
@@ -35,7 +36,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--style", required=True, metavar="S", help="the painting")
     s.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder (created if missing)")
     s.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a stylist transfer option for every cell, e.g. --set init=noise --set style_layers=relu1_1,relu2_1 (the swept option wins)",
     )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -43,7 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(run=cmd_study)
 
     m = sub.add_parser(
-        "metrics", help="measure a result against its photo and painting",
+        "metrics",
+        help="measure a result against its photo and painting",
         description="Distances of RESULT to the photo (VGG content features, SSIM of luminance) and to the painting "
         "(Gram and mean/std of VGG features, colour histograms). No single number judges style transfer: see docs/studies.md.",
     )
@@ -64,7 +69,9 @@ def parse_set(items: list[str]) -> dict:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in names:
-            raise ConfigError(f"--set {item}: give KEY=VALUE with KEY a stylist transfer option ({', '.join(sorted(names))})")
+            raise ConfigError(
+                f"--set {item}: give KEY=VALUE with KEY a stylist transfer option ({', '.join(sorted(names))})"
+            )
         out[key] = _convert(text.strip(), hints[key], item)
     return out
 

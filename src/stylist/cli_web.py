@@ -21,10 +21,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from .cli import add_config_arguments
 
     w = sub.add_parser(
-        "web", help="a local web app: stylise in the browser with live progress",
+        "web",
+        help="a local web app: stylise in the browser with live progress",
         description="Start the web app (Gradio) and print its address. It listens on 127.0.0.1 only unless --host says otherwise.",
     )
-    w.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in [default: 127.0.0.1]")
+    w.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in [default: 127.0.0.1]"
+    )
     w.add_argument("--port", type=int, default=7860, help="port [default: 7860]")
     add_config_arguments(w, WebLimits)
     w.set_defaults(run=cmd_web)
@@ -42,7 +45,9 @@ def cmd_web(args: argparse.Namespace) -> int:
     try:
         demo, url, root = start(args.host, args.port, limits)
     except (OSError, OverflowError) as err:  # Gradio reports a port in use as OSError
-        raise StylistError(f"cannot listen on {args.host}:{args.port} ({str(err).splitlines()[0]}); choose another --port") from None
+        raise StylistError(
+            f"cannot listen on {args.host}:{args.port} ({str(err).splitlines()[0]}); choose another --port"
+        ) from None
     print(f"Stylist web app: {url}  (Ctrl-C stops it)", flush=True)
     if args.host not in LOOPBACK:
         print(f"stylist: warning: listening on {args.host}: anyone who can reach it can use the app", file=sys.stderr)

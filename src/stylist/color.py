@@ -92,7 +92,9 @@ def match_color(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return out.reshape(style.shape).to(style.dtype).clamp(0, 1)
 
 
-def prepare_colors(mode: str, content: torch.Tensor, styles: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def prepare_colors(
+    mode: str, content: torch.Tensor, styles: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The photo and paintings as the optimisation should see them under ``mode``."""
     if mode == "luminance":
         y = luminance(content)

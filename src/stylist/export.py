@@ -43,7 +43,9 @@ class _Core(torch.nn.Module):
         return self.net.core(image)
 
 
-def export_onnx(model: StyleModel, path: str | os.PathLike, check_sizes: tuple[tuple[int, int], ...] = ((256, 256), (180, 320))) -> float:
+def export_onnx(
+    model: StyleModel, path: str | os.PathLike, check_sizes: tuple[tuple[int, int], ...] = ((256, 256), (180, 320))
+) -> float:
     """Write ``model`` as ONNX to ``path`` (atomically); return the largest absolute difference
     between onnxruntime and PyTorch (float32, CPU) over test images of ``check_sizes``."""
     need("onnx", "onnxscript", "onnxruntime")
@@ -57,7 +59,15 @@ def export_onnx(model: StyleModel, path: str | os.PathLike, check_sizes: tuple[t
 
     def write(tmp: str) -> None:
         with _quiet():
-            program = torch.onnx.export(_Core(net), (example,), dynamic_shapes=shapes, input_names=["image"], output_names=["stylised"], dynamo=True, verbose=False)
+            program = torch.onnx.export(
+                _Core(net),
+                (example,),
+                dynamic_shapes=shapes,
+                input_names=["image"],
+                output_names=["stylised"],
+                dynamo=True,
+                verbose=False,
+            )
         import onnx
 
         proto = program.model_proto  # a new protobuf at each access: keep one
@@ -82,7 +92,11 @@ def _quiet():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -108,7 +122,9 @@ class OnnxStyleModel:
         try:
             self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own kinds for a foreign or damaged file
-            raise StylistError(f"{self.path}: not an ONNX model onnxruntime can load ({str(err).splitlines()[0][:80]})") from None
+            raise StylistError(
+                f"{self.path}: not an ONNX model onnxruntime can load ({str(err).splitlines()[0][:80]})"
+            ) from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if self.metadata.get("format") != ONNX_FORMAT:
             raise StylistError(f"{self.path}: not an ONNX file exported by stylist export")

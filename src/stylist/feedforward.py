@@ -43,9 +43,9 @@ from .losses import content_loss, gram, style_layer_loss, tv_loss
 from .optimize import resolve_device
 from .training import (
     TRAIN_PRECISIONS,
-    any_across,
     Batches,
     CropDataset,
+    any_across,
     find_images,
     gather_floats,
     init_distributed,
@@ -82,7 +82,9 @@ def _norm(kind: str, channels: int) -> nn.Module:
 class ConvLayer(nn.Sequential):
     """Reflection pad, convolution, normalisation, ReLU (the last two optional)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: str | None = "instance", relu: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, norm: str | None = "instance", relu: bool = True
+    ) -> None:
         layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
         if norm:
             layers.append(_norm(norm, cout))
@@ -96,7 +98,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, norm: str) -> None:
         super().__init__()
-        self.body = nn.Sequential(ConvLayer(channels, channels, 3, norm=norm), ConvLayer(channels, channels, 3, norm=norm, relu=False))
+        self.body = nn.Sequential(
+            ConvLayer(channels, channels, 3, norm=norm), ConvLayer(channels, channels, 3, norm=norm, relu=False)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -126,9 +130,15 @@ class TransformerNet(nn.Module):
             raise ConfigError(f"unknown norm '{norm}': use one of {', '.join(NORMS)}")
         self.norm, self.width = norm, width
         w = width
-        self.encode = nn.Sequential(ConvLayer(3, w, 9, norm=norm), ConvLayer(w, 2 * w, 3, 2, norm=norm), ConvLayer(2 * w, 4 * w, 3, 2, norm=norm))
+        self.encode = nn.Sequential(
+            ConvLayer(3, w, 9, norm=norm),
+            ConvLayer(w, 2 * w, 3, 2, norm=norm),
+            ConvLayer(2 * w, 4 * w, 3, 2, norm=norm),
+        )
         self.residuals = nn.Sequential(*(ResidualBlock(4 * w, norm) for _ in range(5)))
-        self.decode = nn.Sequential(Upsample(4 * w, 2 * w, norm), Upsample(2 * w, w, norm), ConvLayer(w, 3, 9, norm=None, relu=False))
+        self.decode = nn.Sequential(
+            Upsample(4 * w, 2 * w, norm), Upsample(2 * w, w, norm), ConvLayer(w, 3, 9, norm=None, relu=False)
+        )
 
     def core(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decode(self.residuals(self.encode(x))))
@@ -205,7 +215,9 @@ class FeedForwardConfig:
             raise ConfigError("--data: give a folder of training photographs")
         for name in ("batch_size", "image_size", "width"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive whole number; got {getattr(self, name)}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a positive whole number; got {getattr(self, name)}"
+                )
         if self.image_size < 32:
             raise ConfigError(f"--image-size must be at least 32 px (relu5_1 needs 16 px); got {self.image_size}")
         if self.steps is not None and self.steps <= 0:
@@ -221,13 +233,17 @@ class FeedForwardConfig:
         if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
             raise ConfigError(f"--tv-weight must be zero or positive; got {self.tv_weight}")
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
-            raise ConfigError(f"--style-layer-weights has {len(self.style_layer_weights)} values for {len(self.style_layers)} style layers")
+            raise ConfigError(
+                f"--style-layer-weights has {len(self.style_layer_weights)} values for {len(self.style_layers)} style layers"
+            )
         if self.norm not in NORMS:
             raise ConfigError(f"unknown --norm '{self.norm}': use one of {', '.join(NORMS)}")
         if self.precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"unknown --precision '{self.precision}': use one of {', '.join(TRAIN_PRECISIONS)}")
         if self.weights not in SOURCES and not Path(self.weights).exists():
-            raise ConfigError(f"unknown weights source '{self.weights}': use one of {', '.join(SOURCES)}, or a path to a weights file")
+            raise ConfigError(
+                f"unknown weights source '{self.weights}': use one of {', '.join(SOURCES)}, or a path to a weights file"
+            )
         if self.weights in SOURCES:  # a weights file's network is known only once it is read
             check_layers(self.content_layers, SOURCES[self.weights].arch, "content layer")
             check_layers(self.style_layers, SOURCES[self.weights].arch, "style layer")
@@ -314,8 +330,18 @@ def style_target(cfg: FeedForwardConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _build_losses(cfg: FeedForwardConfig, device: torch.device, painting: torch.Tensor, photos: torch.Tensor, balance: dict[str, float] | None) -> _Losses:
-    vgg = VGGFeatures([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights).to(device).to(memory_format=torch.channels_last)
+def _build_losses(
+    cfg: FeedForwardConfig,
+    device: torch.device,
+    painting: torch.Tensor,
+    photos: torch.Tensor,
+    balance: dict[str, float] | None,
+) -> _Losses:
+    vgg = (
+        VGGFeatures([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights)
+        .to(device)
+        .to(memory_format=torch.channels_last)
+    )
     check_layers(cfg.content_layers, vgg.arch, "content layer")
     check_layers(cfg.style_layers, vgg.arch, "style layer")
     if balance is None:
@@ -326,14 +352,19 @@ def _build_losses(cfg: FeedForwardConfig, device: torch.device, painting: torch.
     return _Losses(vgg, balance, targets, _layer_weights(cfg))
 
 
-def compute_losses(cfg: FeedForwardConfig, losses: _Losses, photos: torch.Tensor, out: torch.Tensor, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def compute_losses(
+    cfg: FeedForwardConfig, losses: _Losses, photos: torch.Tensor, out: torch.Tensor, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one batch (each averaged over the batch)."""
     b = photos.shape[0]
     with torch.autocast(out.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         with torch.no_grad():
             target = losses.vgg(photos)
         feats = losses.vgg(out)
-    content = sum(content_loss(feats[n].float() / losses.balance[n], target[n].float() / losses.balance[n]) for n in cfg.content_layers)
+    content = sum(
+        content_loss(feats[n].float() / losses.balance[n], target[n].float() / losses.balance[n])
+        for n in cfg.content_layers
+    )
     content = content / len(cfg.content_layers)
     style = out.new_zeros((), dtype=torch.float32)
     for name, weight in losses.layer_weights.items():
@@ -350,7 +381,9 @@ def _first_photos(dataset: CropDataset, count: int) -> torch.Tensor:
     return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
 
 
-def train(cfg: FeedForwardConfig, callback: Callable[[TrainProgress], bool | None] | None = None, resume: dict | None = None) -> TrainResult:
+def train(
+    cfg: FeedForwardConfig, callback: Callable[[TrainProgress], bool | None] | None = None, resume: dict | None = None
+) -> TrainResult:
     """Train a network for ``cfg.style`` on ``cfg.data``; ``callback`` after every step (True stops).
 
     Under torchrun each process trains on its own share of every epoch and DDP averages the
@@ -378,13 +411,25 @@ def train(cfg: FeedForwardConfig, callback: Callable[[TrainProgress], bool | Non
         optimizer.load_state_dict(resume["optimizer"])
         step, history, skipped = resume["step"], list(resume["history"]), resume["skipped"]
         set_rng_state(resume["rng"])
-    model = net if world == 1 else nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    model = (
+        net
+        if world == 1
+        else nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    )
     net.train()
 
     def checkpoint() -> dict:
         return {
-            "kind": CHECKPOINT_KIND, "config": _plain(asdict(cfg)), "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-            "step": step, "history": history, "skipped": skipped, "balance": losses.balance, "rng": rng_state(), "world": world,
+            "kind": CHECKPOINT_KIND,
+            "config": _plain(asdict(cfg)),
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "history": history,
+            "skipped": skipped,
+            "balance": losses.balance,
+            "rng": rng_state(),
+            "world": world,
         }
 
     def preview(photo: torch.Tensor) -> torch.Tensor:
@@ -408,16 +453,31 @@ def train(cfg: FeedForwardConfig, callback: Callable[[TrainProgress], bool | Non
                 step, seen, skipped = step + 1, seen + photos.shape[0] * world, skipped + batch.bad
                 values = mean_across({k: float(v.detach()) for k, v in terms.items()})
                 if not math.isfinite(values["total"]):
-                    raise StylistError(f"the training loss became {values['total']} at step {step}; lower --lr or the loss weights")
+                    raise StylistError(
+                        f"the training loss became {values['total']} at step {step}; lower --lr or the loss weights"
+                    )
                 history.append({"step": step, **values})
                 elapsed = time.perf_counter() - start
-                progress = TrainProgress(step, total, epoch, values, seen / max(elapsed, 1e-9), skipped, elapsed, preview, checkpoint, history)
+                progress = TrainProgress(
+                    step,
+                    total,
+                    epoch,
+                    values,
+                    seen / max(elapsed, 1e-9),
+                    skipped,
+                    elapsed,
+                    preview,
+                    checkpoint,
+                    history,
+                )
                 if callback is not None and callback(progress):
                     stopped = "callback"
                     break
                 if step >= total:
                     break
-                if cfg.time_limit is not None and any_across(elapsed >= cfg.time_limit):  # every process stops at the same step
+                if cfg.time_limit is not None and any_across(
+                    elapsed >= cfg.time_limit
+                ):  # every process stops at the same step
                     stopped = "time"
                     break
     except KeyboardInterrupt:
@@ -446,7 +506,16 @@ def _plain(config: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
-def _metadata(cfg: FeedForwardConfig, step: int, history: list[dict], skipped: int, balance: dict, world: int, checksums: list[float], images: int) -> dict[str, str]:
+def _metadata(
+    cfg: FeedForwardConfig,
+    step: int,
+    history: list[dict],
+    skipped: int,
+    balance: dict,
+    world: int,
+    checksums: list[float],
+    images: int,
+) -> dict[str, str]:
     last = history[-1] if history else {}
     return {
         "format": MODEL_FORMAT,
@@ -475,7 +544,10 @@ def save_model(result: TrainResult, path: str | os.PathLike, half: bool = False)
     """Write the network and its metadata as safetensors, atomically; ``half`` stores float16."""
     from safetensors.torch import save_file
 
-    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in result.model.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).contiguous()
+        for k, v in result.model.state_dict().items()
+    }
     metadata = {**result.metadata, "dtype": "float16" if half else "float32"}
     path = Path(path)
     write_atomic(path, lambda tmp: save_file(state, tmp, metadata=metadata))
@@ -486,7 +558,9 @@ def builtin_models() -> dict[str, Path]:
     """The networks shipped inside the package: {name: file}."""
     if not MODELS_DIR.is_dir():
         return {}
-    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.safetensors")) if read_metadata(p).get("format") == MODEL_FORMAT}
+    return {
+        p.stem: p for p in sorted(MODELS_DIR.glob("*.safetensors")) if read_metadata(p).get("format") == MODEL_FORMAT
+    }
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
@@ -499,7 +573,9 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
         return path
     names = ", ".join(builtins) or "none installed"
     if path.exists():
-        raise StylistError(f"{path}: is not a file; give a model file (.safetensors or .onnx) or a built-in style ({names})")
+        raise StylistError(
+            f"{path}: is not a file; give a model file (.safetensors or .onnx) or a built-in style ({names})"
+        )
     raise StylistError(f"{path}: no such model file or built-in style; built-in styles: {names} (see stylist models)")
 
 
@@ -512,7 +588,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises several kinds for a foreign file
-        raise StylistError(f"{path}: not a Stylist model file ({str(err).splitlines()[0][:80] if str(err) else type(err).__name__})") from None
+        raise StylistError(
+            f"{path}: not a Stylist model file ({str(err).splitlines()[0][:80] if str(err) else type(err).__name__})"
+        ) from None
     return meta
 
 
@@ -524,7 +602,9 @@ class StyleModel:
     keeps the photo's colours (the network's luminance on the photo's chroma).
     """
 
-    def __init__(self, net: TransformerNet, metadata: dict[str, str], device: str = "auto", precision: str = "auto") -> None:
+    def __init__(
+        self, net: TransformerNet, metadata: dict[str, str], device: str = "auto", precision: str = "auto"
+    ) -> None:
         self.device = resolve_device(device)
         # Inference runs in float32, NCHW, unless asked otherwise: measured on an H100 at batch 1
         # (benchmarks/feedforward.py, docs/benchmarks.md), bf16 autocast and channels-last made this
@@ -546,7 +626,9 @@ class StyleModel:
         if preserve_color == "luminance":
             y = with_chroma(luminance(y), x.float())
         elif preserve_color != "none":
-            raise ConfigError(f"unknown --preserve-color '{preserve_color}' for a trained network: use none or luminance")
+            raise ConfigError(
+                f"unknown --preserve-color '{preserve_color}' for a trained network: use none or luminance"
+            )
         return y.clamp(0, 1).cpu()
 
     def __call__(self, image: ImageLike | torch.Tensor, size: int | None = None, preserve_color: str = "none"):
@@ -567,17 +649,23 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", precision:
     path = resolve_model_path(name_or_path)
     meta = read_metadata(path)
     if meta.get("format") != MODEL_FORMAT:
-        raise StylistError(f"{path}: not a Stylist feed-forward model (no '{MODEL_FORMAT}' metadata); train one with stylist train")
+        raise StylistError(
+            f"{path}: not a Stylist feed-forward model (no '{MODEL_FORMAT}' metadata); train one with stylist train"
+        )
     net = TransformerNet(meta.get("norm", "instance"), int(meta.get("width", "32")))
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     try:
         net.load_state_dict(state)
     except RuntimeError:
-        raise StylistError(f"{path}: the weights do not fit the network its metadata describes; the file is damaged") from None
+        raise StylistError(
+            f"{path}: the weights do not fit the network its metadata describes; the file is damaged"
+        ) from None
     return StyleModel(net, {**meta, "path": str(path)}, device, precision)
 
 
-def batches_by_size(items: Sequence[tuple[object, torch.Tensor]], batch_size: int) -> list[list[tuple[object, torch.Tensor]]]:
+def batches_by_size(
+    items: Sequence[tuple[object, torch.Tensor]], batch_size: int
+) -> list[list[tuple[object, torch.Tensor]]]:
     """Group (key, image) pairs into batches of images of the same size, keeping their order within a size."""
     groups: dict[tuple[int, int], list] = {}
     for item in items:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -32,7 +31,15 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from .errors import ImageError, StylistWarning
 
 # Output formats by suffix (Pillow format names).
-WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+WRITE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats that can store the content's transparency
 DEPTH16_FORMATS = ("PNG", "TIFF")  # formats that can store 16 bits per channel
 ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")  # formats Pillow embeds an ICC profile in
@@ -66,7 +73,7 @@ class Picture:
         return None if self.alpha is None else resize(self.alpha, size)
 
 
-ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor, Picture]
+ImageLike = str | os.PathLike | Image.Image | torch.Tensor | Picture
 
 
 def _over_white(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -164,7 +171,11 @@ def _open_guarded(path: Path, max_pixels: int | None) -> Image.Image:
 def _warn_if_animated(im: Image.Image, path: Path) -> None:
     frames = getattr(im, "n_frames", 1)
     if frames > 1:
-        warnings.warn(f"{path}: has {frames} frames (an animation or a multi-page file); using the first", StylistWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: has {frames} frames (an animation or a multi-page file); using the first",
+            StylistWarning,
+            stacklevel=4,
+        )
 
 
 def _orientation(im: Image.Image) -> int:
@@ -227,6 +238,8 @@ def _split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     if im.mode in ("1", "P"):
         return im.convert("RGB"), None
     return im, None
+
+
 # --- 16-bit samples ---------------------------------------------------------------------------------
 # Pillow holds 16-bit grey but not 16-bit RGB (it keeps the high byte). Two small libraries read
 # and write those at full precision, imported only when such a file turns up: pypng (pure
@@ -282,7 +295,11 @@ def _read_tiff16(path: Path) -> np.ndarray | None:
             axes, extras = page.axes, tuple(page.extrasamples or ())
     except (KeyError, ValueError, NotImplementedError, tifffile.TiffFileError) as err:
         # LZW and others need the optional imagecodecs package.
-        warnings.warn(f"{path}: read at 8 bits per channel ({err}); install imagecodecs for full precision", StylistWarning, stacklevel=6)
+        warnings.warn(
+            f"{path}: read at 8 bits per channel ({err}); install imagecodecs for full precision",
+            StylistWarning,
+            stacklevel=6,
+        )
         return None
     arr = np.moveaxis(arr, axes.index("S"), -1) if "S" in axes else arr[..., None]
     colours = 1 if page.photometric == tifffile.PHOTOMETRIC.MINISBLACK else 3
@@ -333,7 +350,11 @@ def _cms(im: Image.Image, icc: bytes, path: Path | None) -> Image.Image | None:
     try:
         return ImageCms.profileToProfile(im, _profile(icc), srgb_profile(), outputMode="RGB")
     except (OSError, ValueError, ImageCms.PyCMSError) as err:
-        warnings.warn(f"{path or 'image'}: ignoring its ICC profile ({err}); colours are taken as sRGB", StylistWarning, stacklevel=6)
+        warnings.warn(
+            f"{path or 'image'}: ignoring its ICC profile ({err}); colours are taken as sRGB",
+            StylistWarning,
+            stacklevel=6,
+        )
         return None
 
 
@@ -423,7 +444,9 @@ def output_format(path: str | os.PathLike, depth: int = 8) -> str:
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ImageError(f"{path}: unknown output format '{path.suffix}'; use one of {', '.join(sorted(WRITE_FORMATS))}")
+        raise ImageError(
+            f"{path}: unknown output format '{path.suffix}'; use one of {', '.join(sorted(WRITE_FORMATS))}"
+        )
     if depth not in (8, 16):
         raise ImageError(f"{path}: --depth must be 8 or 16 bits per channel; got {depth}")
     if depth == 16 and fmt not in DEPTH16_FORMATS:
@@ -477,13 +500,19 @@ def save_image(
     fmt = output_format(path, depth)
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it or choose another name")
-    picture = img if isinstance(img, Picture) else Picture(img, alpha) if isinstance(img, torch.Tensor) else read_picture(img)
+    picture = (
+        img if isinstance(img, Picture) else Picture(img, alpha) if isinstance(img, torch.Tensor) else read_picture(img)
+    )
     rgb, alpha = picture.rgb, picture.alpha
     if alpha is not None and fmt not in ALPHA_FORMATS:
         warnings.warn(alpha_note(path), StylistWarning, stacklevel=2)
         rgb, alpha = _over_white(rgb, alpha), None
     if depth == 16:
-        samples = _hwc(rgb, 3, 65535.0) if alpha is None else np.concatenate([_hwc(rgb, 3, 65535.0), _hwc(alpha, 1, 65535.0)], -1)
+        samples = (
+            _hwc(rgb, 3, 65535.0)
+            if alpha is None
+            else np.concatenate([_hwc(rgb, 3, 65535.0), _hwc(alpha, 1, 65535.0)], -1)
+        )
         _write_atomic(path, lambda tmp: _write_16bit(tmp, fmt, samples.astype(np.uint16), srgb_icc(), params))
         return path
     if fmt == "JPEG":
@@ -506,7 +535,14 @@ def _write_16bit(target: str, fmt: str, samples: np.ndarray, icc: bytes, params:
 
     extras = [tifffile.EXTRASAMPLE.UNASSALPHA] if samples.shape[-1] == 4 else None
     tifffile.imwrite(
-        target, samples, photometric="rgb", extrasamples=extras, compression="zlib", iccprofile=icc, metadata=None, description=params.get("description")
+        target,
+        samples,
+        photometric="rgb",
+        extrasamples=extras,
+        compression="zlib",
+        iccprofile=icc,
+        metadata=None,
+        description=params.get("description"),
     )
 
 
@@ -526,7 +562,9 @@ def png16_bytes(samples: np.ndarray, icc: bytes | None = None, chunks: list[tupl
         # pypng writes no iCCP chunk: put one right after IHDR (8-byte signature + 25-byte IHDR chunk).
         name = b"sRGB" if _is_srgb(icc) else b"ICC profile"
         extra.insert(0, (b"iCCP", name + b"\0\0" + zlib.compress(icc)))  # name, NUL, compression method 0 (zlib)
-    packed = b"".join(struct.pack(">I", len(body)) + cid + body + struct.pack(">I", zlib.crc32(cid + body)) for cid, body in extra)
+    packed = b"".join(
+        struct.pack(">I", len(body)) + cid + body + struct.pack(">I", zlib.crc32(cid + body)) for cid, body in extra
+    )
     return data[:33] + packed + data[33:]
 
 

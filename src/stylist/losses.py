@@ -76,7 +76,9 @@ def content_loss(features: torch.Tensor, target: torch.Tensor, normalization: st
     raise ValueError(f"unknown normalization {normalization!r}")
 
 
-def style_layer_loss(g: torch.Tensor, target_gram: torch.Tensor, n: int, m: int, normalization: str = "mean") -> torch.Tensor:
+def style_layer_loss(
+    g: torch.Tensor, target_gram: torch.Tensor, n: int, m: int, normalization: str = "mean"
+) -> torch.Tensor:
     """One layer's style loss between Grams already computed with the same ``normalization``.
 
     ``n`` channels and ``m = H*W`` positions of the generated image's features.

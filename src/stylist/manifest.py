@@ -85,7 +85,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def build_manifest(cfg: TransferConfig, result: TransferResult, inputs: dict, output: dict | None = None, **extra: object) -> dict:
+def build_manifest(
+    cfg: TransferConfig, result: TransferResult, inputs: dict, output: dict | None = None, **extra: object
+) -> dict:
     """The manifest of ``result``: ``inputs`` from :func:`input_records`, ``output`` what the
     writer chose (depth, ...), ``extra`` anything else worth keeping (the preset's name ...)."""
     last = result.history[-1] if result.history else {}
@@ -110,7 +112,9 @@ def build_manifest(cfg: TransferConfig, result: TransferResult, inputs: dict, ou
     }
 
 
-def one_pass_manifest(kind: str, config: dict, inputs: dict, device: str, elapsed: float, output: dict | None = None, **extra: object) -> dict:
+def one_pass_manifest(
+    kind: str, config: dict, inputs: dict, device: str, elapsed: float, output: dict | None = None, **extra: object
+) -> dict:
     """The manifest of a one-pass result (``kind``: feedforward or arbitrary), in the layout of
     :func:`build_manifest`: ``config`` holds the options the pass ran with."""
     return {
@@ -156,7 +160,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise StylistError(f"{path}: manifest file not found" if not path.exists() else f"{path}: is not a file")
     text = path.read_text(encoding="utf-8", errors="replace") if path.suffix.lower() == ".json" else _embedded(path)
     if text is None:
-        raise StylistError(f"{path}: holds no Stylist manifest (not made by Stylist, or a format without room for one: use its .json sidecar)")
+        raise StylistError(
+            f"{path}: holds no Stylist manifest (not made by Stylist, or a format without room for one: use its .json sidecar)"
+        )
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as err:
@@ -164,7 +170,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StylistError(f"{path}: not a Stylist manifest")
     if manifest.get("version") != VERSION or not isinstance(manifest.get("config"), dict):
-        raise StylistError(f"{path}: manifest version {manifest.get('version')} is not one this Stylist reads ({VERSION})")
+        raise StylistError(
+            f"{path}: manifest version {manifest.get('version')} is not one this Stylist reads ({VERSION})"
+        )
     return manifest
 
 
@@ -193,10 +201,14 @@ def checked_file(record: dict | None, what: str) -> Path:
     """
     path = (record or {}).get("path")
     if not path:
-        raise StylistError(f"the manifest records no file for the {what} (it was an image passed from Python): give it on the command line")
+        raise StylistError(
+            f"the manifest records no file for the {what} (it was an image passed from Python): give it on the command line"
+        )
     p = Path(path)
     if not p.is_file():
-        raise StylistError(f"{p}: {what} recorded in the manifest is missing; give the {what} on the command line to use another file")
+        raise StylistError(
+            f"{p}: {what} recorded in the manifest is missing; give the {what} on the command line to use another file"
+        )
     digest = sha256_file(p)
     if digest != record.get("sha256"):
         raise StylistError(
@@ -217,9 +229,15 @@ def differences(manifest: dict, current_versions: dict[str, str] | None = None) 
     """Why a rerun of ``manifest`` here may give other pixels (package versions, weights), one line each."""
     now = current_versions or versions()
     then = manifest.get("versions", {})
-    lines = [f"the run was made with {name} {then[name]}, this is {name} {now.get(name)}: pixels may differ slightly" for name in PACKAGES if name in then and then[name] != now.get(name)]
+    lines = [
+        f"the run was made with {name} {then[name]}, this is {name} {now.get(name)}: pixels may differ slightly"
+        for name in PACKAGES
+        if name in then and then[name] != now.get(name)
+    ]
     weights = manifest.get("weights") or {}
     source = SOURCES.get(weights.get("source", ""))
     if source is not None and weights.get("sha256") and not str(weights["sha256"]).startswith(source.sha256):
-        lines.append(f"the run used other {source.name} weights (sha256 {str(weights['sha256'])[:12]}..., this Stylist's: {source.sha256[:12]}...)")
+        lines.append(
+            f"the run used other {source.name} weights (sha256 {str(weights['sha256'])[:12]}..., this Stylist's: {source.sha256[:12]}...)"
+        )
     return lines

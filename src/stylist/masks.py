@@ -11,7 +11,9 @@ from .errors import ConfigError, ImageError, StylistWarning
 from .image import ImageLike, load_tensor, resize
 
 
-def load_masks(masks: Sequence[ImageLike] | None, n_styles: int, content_hw: tuple[int, int]) -> list[torch.Tensor] | None:
+def load_masks(
+    masks: Sequence[ImageLike] | None, n_styles: int, content_hw: tuple[int, int]
+) -> list[torch.Tensor] | None:
     """The masks as (1, 1, H, W) tensors in [0, 1] at the photo's size, one per painting.
 
     A mask is read as grey levels (white = this painting, black = not, grey = partly).
@@ -21,14 +23,20 @@ def load_masks(masks: Sequence[ImageLike] | None, n_styles: int, content_hw: tup
     if masks is None or len(masks) == 0:
         return None
     if len(masks) != n_styles:
-        raise ConfigError(f"{len(masks)} mask(s) for {n_styles} style image(s): give one --mask per style image, in the same order")
+        raise ConfigError(
+            f"{len(masks)} mask(s) for {n_styles} style image(s): give one --mask per style image, in the same order"
+        )
     out = []
     for i, mask in enumerate(masks):
         name = mask if isinstance(mask, (str, bytes)) or hasattr(mask, "__fspath__") else f"mask {i + 1}"
         grey = _mask_tensor(mask)
         if tuple(grey.shape[-2:]) != tuple(content_hw):
             h, w = grey.shape[-2:]
-            warnings.warn(f"{name}: mask is {w}x{h} but the photo is {content_hw[1]}x{content_hw[0]}; resizing the mask to fit", StylistWarning, stacklevel=2)
+            warnings.warn(
+                f"{name}: mask is {w}x{h} but the photo is {content_hw[1]}x{content_hw[0]}; resizing the mask to fit",
+                StylistWarning,
+                stacklevel=2,
+            )
             grey = resize(grey, content_hw)
         out.append(grey.clamp(0, 1).contiguous())
     return out

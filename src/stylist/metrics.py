@@ -115,11 +115,20 @@ class Scorer:
     with each result (1, 3, H, W) of that size.
     """
 
-    def __init__(self, content: torch.Tensor, style: torch.Tensor, size: tuple[int, int], cfg: MetricsConfig | None = None, net: VGGFeatures | None = None) -> None:
+    def __init__(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        size: tuple[int, int],
+        cfg: MetricsConfig | None = None,
+        net: VGGFeatures | None = None,
+    ) -> None:
         self.cfg = cfg or MetricsConfig()
         self.device = resolve_device(self.cfg.device)
         self.size = tuple(size)
-        self.net = (net or VGGFeatures([*self.cfg.content_layers, *self.cfg.style_layers], weights=self.cfg.weights)).to(self.device)
+        self.net = (
+            net or VGGFeatures([*self.cfg.content_layers, *self.cfg.style_layers], weights=self.cfg.weights)
+        ).to(self.device)
         self.content = resize(content.float(), self.size)
         self.style = resize_long_side(style.float(), max(self.size))
         with torch.no_grad():
@@ -141,8 +150,12 @@ class Scorer:
         if tuple(x.shape[-2:]) != self.size:
             raise ValueError(f"this scorer measures results of {self.size}; got {tuple(x.shape[-2:])}")
         f = self._features(x)
-        content = sum(float((f[n] - self.content_targets[n]).pow(2).mean()) for n in self.cfg.content_layers) / len(self.cfg.content_layers)
-        style_gram = sum(float((gram(f[n]) - self.style_grams[n]).pow(2).sum()) for n in self.cfg.style_layers) / len(self.cfg.style_layers)
+        content = sum(float((f[n] - self.content_targets[n]).pow(2).mean()) for n in self.cfg.content_layers) / len(
+            self.cfg.content_layers
+        )
+        style_gram = sum(float((gram(f[n]) - self.style_grams[n]).pow(2).sum()) for n in self.cfg.style_layers) / len(
+            self.cfg.style_layers
+        )
         style_ms = 0.0
         for n in self.cfg.style_layers:
             (m, s), (tm, ts) = mean_std(f[n]), self.style_stats[n]
@@ -156,7 +169,9 @@ class Scorer:
         }
 
 
-def measure(result: ImageLike, content: ImageLike, style: ImageLike, cfg: MetricsConfig | None = None) -> dict[str, float]:
+def measure(
+    result: ImageLike, content: ImageLike, style: ImageLike, cfg: MetricsConfig | None = None
+) -> dict[str, float]:
     """The metrics of one result (see the module notes), at the result's own size."""
     x = load_tensor(result, "result")
     c, s = load_tensor(content, "content"), load_tensor(style, "style")

