@@ -282,18 +282,22 @@ ITERATIONS_MIN = 10
 ALPHA_RANGE = (0.0, 1.0)
 
 
-class Slider(gr.Slider):
-    """A slider that hands the app whatever its number box holds (the app checks it).
+def Slider(*args, **kwargs) -> gr.Slider:  # noqa: N802 (stands in for gr.Slider)
+    """A gr.Slider that hands the app whatever its number box holds, for :func:`number` to check.
 
     Gradio's own check raises a bare TypeError for an empty box (sent as null) and lets NaN
-    through; :func:`number` answers both with a message."""
+    through. Wrapped on the instance: a subclass of a Gradio component makes Gradio write a
+    .pyi file beside this module."""
+    slider = gr.Slider(*args, **kwargs)
+    gradio_check = slider.preprocess
 
-    is_template = True  # drawn by the browser as a plain slider
-
-    def preprocess(self, payload: float | None) -> float | None:
+    def preprocess(payload: float | None) -> float | None:
         if isinstance(payload, (int, float)) and math.isfinite(payload):
-            return super().preprocess(payload)
+            return gradio_check(payload)
         return payload
+
+    slider.preprocess = preprocess  # type: ignore[method-assign]
+    return slider
 
 
 def number(value: object, name: str, low: float, high: float) -> float:
@@ -645,7 +649,7 @@ class App:
     def failed(self, err: BaseException, s: Settings) -> tuple:
         """The page's outputs after a failed run: its reason in the status line (and a notice)."""
         text = failure_message(err, s)
-        gr.Warning(text, duration=None)
+        gr.Warning(text, duration=None, title="The run failed")
         return (None, f"**The run failed:** {text}", *[gr.skip()] * 4)
 
 
