@@ -296,7 +296,7 @@ def Slider(*args, **kwargs) -> gr.Slider:  # noqa: N802 (stands in for gr.Slider
             return gradio_check(payload)
         return payload
 
-    slider.preprocess = preprocess  # type: ignore[method-assign]
+    slider.preprocess = preprocess  # type: ignore[assignment]
     return slider
 
 
@@ -516,6 +516,7 @@ class App:
         if not session.claim():
             raise gr.Error("A run is already under way in this tab: wait for it or press Stop.", print_exception=False)
         if s.method == OPTIMISATION:  # the run's thread releases the claim when it ends
+            assert painting is not None  # check() reads the painting for every method but feed-forward
             yield from self._optimise(session, s, OptimisationRun(s, photo, painting, session, self.slots))
             return
         try:
@@ -952,12 +953,13 @@ def start(
         theme=theme(),
         css=CSS,
     )
-    threading.Thread(target=demo.stylist_app.sweep, daemon=True, name="stylist-sweeper").start()
+    app: App = demo.stylist_app  # type: ignore[attr-defined]
+    threading.Thread(target=app.sweep, daemon=True, name="stylist-sweeper").start()
     return demo, url, root
 
 
 def stop_server(demo: gr.Blocks, root: Path) -> None:
     """Close the server and delete its folder (uploads, results)."""
-    demo.stylist_app.sweeping.set()
+    demo.stylist_app.sweeping.set()  # type: ignore[attr-defined]
     demo.close()
     shutil.rmtree(root, ignore_errors=True)

@@ -45,4 +45,4 @@ class WebLimits:
         if self.max_iterations < 10:
             raise ConfigError(f"--max-iterations must be at least 10; got {self.max_iterations}")
         if not (self.session_hours > 0 and self.session_hours != float("inf")):
-            raise ConfigError(f"--session-hours must be positive; got {self.session_hours}")
+            raise ConfigError(f"--session-hours must be a positive number of hours; got {self.session_hours}")
