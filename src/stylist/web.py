@@ -513,11 +513,14 @@ class App:
             number(alpha, "The style strength", *ALPHA_RANGE),
         )
         photo, painting = self.check(s)
+        job = None
+        if s.method == OPTIMISATION:  # made before the claim, which its thread releases when it ends
+            assert painting is not None  # check() reads the painting for every method but feed-forward
+            job = OptimisationRun(s, photo, painting, session, self.slots)
         if not session.claim():
             raise gr.Error("A run is already under way in this tab: wait for it or press Stop.", print_exception=False)
-        if s.method == OPTIMISATION:  # the run's thread releases the claim when it ends
-            assert painting is not None  # check() reads the painting for every method but feed-forward
-            yield from self._optimise(session, s, OptimisationRun(s, photo, painting, session, self.slots))
+        if job is not None:
+            yield from self._optimise(session, s, job)
             return
         try:
             yield self._one_pass(session, s, photo, painting)
