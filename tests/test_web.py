@@ -64,6 +64,10 @@ def test_web_limits_are_checked(capsys):
     assert "--max-size must be at least 64" in capsys.readouterr().err
     assert cli.main(["web", "--port", "99999"]) == 2
     assert "--port must be between 1 and 65535" in capsys.readouterr().err
+    assert cli.main(["web", "--session-hours", "nan"]) == 2
+    assert "--session-hours must be a positive number of hours" in capsys.readouterr().err
+    assert cli.main(["web", "--max-sessions", "0"]) == 2
+    assert "--max-sessions must be at least 1" in capsys.readouterr().err
 
 
 # --- the server and the browser ------------------------------------------------------------------
