@@ -9,18 +9,25 @@ result with its manifest for download, and keeps the last results side by side.
 Safety, by design rather than by convention:
 
 * every visitor has a :class:`Session` (Gradio state, one per browser tab) with its own folder
-  for results; nothing a visitor makes is kept in module globals;
+  for results, made at its first result; at most ``max_sessions`` folders exist (the least
+  recently used goes first), each deleted ``session_hours`` after its last use, and each holds
+  at most ``keep_results`` results; nothing a visitor makes is kept in module globals;
 * the server serves only the bundled examples (``allowed_paths``) and the files it made or was
-  sent (Gradio's upload/cache folder, made private to this server), never the rest of the disk;
-* one run at a time per session; runs beyond ``concurrency`` wait in a bounded queue, and
-  Gradio tells each visitor their place in it;
-* uploads are limited in bytes (``max_file_size``) and pixels; a bad file or setting gives a
-  one-line message in the page (``gr.Error``), never a stack trace.
+  sent (Gradio's upload and example-cache folders, both made private to this server), never the
+  rest of the disk (the ``.gradio`` folder of the working directory is blocked outright);
+* one run at a time per session, and at most ``concurrency`` computing at once on the server
+  (a semaphore held by the computation itself, not by Gradio's queue): runs beyond it wait in a
+  bounded queue, and Gradio tells each visitor their place in it. A run whose job is cancelled
+  or whose tab is closed is told to stop at its next step, and holds its place until it has;
+* uploads are limited in bytes (``max_file_size``) and pixels; every number is checked (NaN,
+  infinity, out of range); a bad file or setting gives a one-line message in the page
+  (``gr.Error``), and a failed run its one-line reason in the status line, never a stack trace.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.resources
 import logging
 import math
 import os
@@ -29,7 +36,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,13 +73,21 @@ IMAGE_SUFFIXES = sorted(WRITE_FORMATS) + [".gif"]
 
 
 def examples_dir() -> Path | None:
-    """The bundled ``examples`` folder (content/ and style/): $STYLIST_EXAMPLES, the source tree
-    this package sits in, or ./examples; None when none is found (an installed wheel has none)."""
-    here = Path(__file__).resolve()
-    candidates = [os.environ.get("STYLIST_EXAMPLES"), here.parents[2] / "examples", Path.cwd() / "examples"]
-    for c in candidates:
-        if c and (Path(c) / "content").is_dir() and (Path(c) / "style").is_dir():
-            return Path(c).resolve()
+    """The example images the page offers (content/ and style/): $STYLIST_EXAMPLES when set, else
+    the ``examples`` package data shipped inside stylist (small copies of the source tree's
+    examples/, see its SOURCES.md); None when neither is a folder on disk (a zipped install)."""
+    chosen = os.environ.get("STYLIST_EXAMPLES")
+    if chosen:
+        root = Path(chosen)
+    else:
+        # Package data, found the way an installed wheel has it; it must be a real folder, since
+        # the server serves the examples by path (allowed_paths).
+        shipped = importlib.resources.files("stylist") / "examples"
+        if not isinstance(shipped, Path):
+            return None
+        root = shipped
+    if (root / "content").is_dir() and (root / "style").is_dir():
+        return root.resolve()
     return None
 
 
@@ -108,16 +123,72 @@ class Record:
     settings: dict
 
 
+class Folders:
+    """The sessions' result folders under one root, bounded in number and in age.
+
+    A folder is made when a session saves its first result (a visit, or a request with a new
+    session id, costs no disk); at most ``limit`` exist, the least recently used deleted to make
+    room for a new one; a folder unused for ``ttl`` seconds is deleted by :meth:`expire`, which
+    every new folder and the server's sweeper call."""
+
+    def __init__(self, root: Path, limit: int, ttl: float) -> None:
+        self.root, self.limit, self.ttl = root, limit, ttl
+        self.lock = threading.Lock()
+        self.used: OrderedDict[Path, float] = OrderedDict()  # folder -> time of last use, oldest first
+
+    def make(self) -> Path:
+        with self.lock:
+            self._expire()
+            while len(self.used) >= self.limit:
+                oldest, _ = self.used.popitem(last=False)
+                shutil.rmtree(oldest, ignore_errors=True)
+            path = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+            self.used[path] = time.monotonic()
+            return path
+
+    def touch(self, path: Path) -> bool:
+        """Mark ``path`` used now; False when it was deleted (expired or given up for newer ones)."""
+        with self.lock:
+            if path not in self.used:
+                return False
+            self.used[path] = time.monotonic()
+            self.used.move_to_end(path)
+            return True
+
+    def drop(self, path: Path) -> None:
+        with self.lock:
+            self.used.pop(path, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+    def expire(self) -> None:
+        with self.lock:
+            self._expire()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self.used:
+            oldest, last = next(iter(self.used.items()))
+            if now - last <= self.ttl:
+                break
+            del self.used[oldest]
+            shutil.rmtree(oldest, ignore_errors=True)
+
+    def __len__(self) -> int:
+        return len(self.used)
+
+
 class Session:
     """One browser tab's state: its results folder, its stop flag, whether a run is under way."""
 
-    def __init__(self, root: Path, keep: int) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="session-", dir=root))
+    def __init__(self, folders: Folders, keep: int) -> None:
+        self.folders = folders
+        self.dir: Path | None = None  # made at the first result
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.busy = False
         self.count = 0
-        self.results: deque[Record] = deque(maxlen=keep)
+        self.keep = keep
+        self.results: deque[Record] = deque()
 
     def __deepcopy__(self, memo: dict) -> Session:
         # Gradio deep-copies a state's initial value; each Session is already fresh (made by the
@@ -137,12 +208,30 @@ class Session:
         with self.lock:
             self.busy = False
 
+    def folder(self) -> Path:
+        """The session's results folder, made (again) when it has none or it has expired."""
+        if self.dir is None or not self.folders.touch(self.dir):
+            self.results.clear()  # their files went with the old folder
+            self.dir = self.folders.make()
+        return self.dir
+
     def next_name(self, stem: str) -> Path:
         self.count += 1
-        return self.dir / f"{self.count:03d}_{stem}"
+        return self.folder() / f"{self.count:03d}_{stem}"
+
+    def add(self, record: Record) -> None:
+        """Keep ``record`` in the compare view; the oldest beyond ``keep`` is deleted with its files."""
+        self.results.append(record)
+        while len(self.results) > self.keep:
+            old = self.results.popleft()
+            for path in (old.image, old.image.with_name(old.image.name + ".json")):
+                path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """The tab is gone: end its run at the next step and delete its results."""
+        self.stop.set()
+        if self.dir is not None:
+            self.folders.drop(self.dir)
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -155,12 +244,14 @@ def display_name(path: str | None) -> str:
 
 def user_message(err: Exception, paths: list[str | None]) -> str:
     """A Stylist error as the page shows it: file names instead of the server's paths, no CLI hints."""
-    text = str(err)
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else type(err).__name__
     for p in paths:
         if p:
             text = text.replace(str(Path(p).resolve()), display_name(p)).replace(str(p), display_name(p))
     # Gradio renders messages as HTML, and file names come from the visitor.
-    return html.escape(text.split("; if you trust the file")[0].replace(" (see --help)", ""))
+    text = text.split("; if you trust the file")[0].replace(" (see --help)", "")
+    return html.escape(text.replace("raise --size", "choose a larger result size"))
 
 
 def check_image(path: str | None, what: str, limits: WebLimits) -> torch.Tensor:
@@ -179,6 +270,50 @@ def preview(path: str | None, what: str, limits: WebLimits) -> Image.Image | Non
         return None
     picture = check_image(path, what, limits)
     return to_pil(resize_long_side(picture, min(512, max(picture.shape[-2:]))))
+
+
+# --- numbers ---------------------------------------------------------------------------------------
+
+# The sliders' ranges; a number sent by a script rather than the page is checked against them too.
+SIZE_MIN = 64
+RATIO_RANGE = (-1.0, 5.0)
+TV_RANGE = (0.0, 10.0)
+ITERATIONS_MIN = 10
+ALPHA_RANGE = (0.0, 1.0)
+
+
+def Slider(*args, **kwargs) -> gr.Slider:  # noqa: N802 (stands in for gr.Slider)
+    """A gr.Slider that hands the app whatever its number box holds, for :func:`number` to check.
+
+    Gradio's own check raises a bare TypeError for an empty box (sent as null) and lets NaN
+    through. Wrapped on the instance: a subclass of a Gradio component makes Gradio write a
+    .pyi file beside this module."""
+    slider = gr.Slider(*args, **kwargs)
+    gradio_check = slider.preprocess
+
+    def preprocess(payload: float | None) -> float | None:
+        if isinstance(payload, (int, float)) and math.isfinite(payload):
+            return gradio_check(payload)
+        return payload
+
+    slider.preprocess = preprocess  # type: ignore[assignment]
+    return slider
+
+
+def number(value: object, name: str, low: float, high: float) -> float:
+    """A number from the page, finite and within [low, high]; gr.Error in one line otherwise.
+
+    Gradio checks a slider's range, but NaN passes every comparison, so it is refused here."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (math.isfinite(x) and low <= x <= high):
+        raise gr.Error(
+            f"{name} must be a number from {low:g} to {high:g}; got {'nothing' if value is None else html.escape(str(value))[:40]}.",
+            print_exception=False,
+        )
+    return x
 
 
 # --- runs ------------------------------------------------------------------------------------------
@@ -256,13 +391,28 @@ def loss_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["step", "term", "log10 loss"])
 
 
-class OptimisationRun:
-    """One optimisation in a worker thread; the page's generator polls it for progress."""
+def take_slot(slots: threading.Semaphore, stop: threading.Event) -> bool:
+    """Wait for one of the server's computing places; False when ``stop`` is set meanwhile."""
+    while not slots.acquire(timeout=0.1):
+        if stop.is_set():
+            return False
+    return True
 
-    def __init__(self, s: Settings, content: torch.Tensor, style: torch.Tensor, stop: threading.Event) -> None:
+
+class OptimisationRun:
+    """One optimisation in a worker thread; the page's generator polls it for progress.
+
+    The thread holds one of the server's computing places (``slots``) while it computes and
+    ends the session's claim when it is done: a run whose page went away keeps both until it
+    has stopped, at its next step, so a waiting run never computes beside it."""
+
+    def __init__(
+        self, s: Settings, content: torch.Tensor, style: torch.Tensor, session: Session, slots: threading.Semaphore
+    ) -> None:
         self.events: queue.Queue[Progress] = queue.Queue()
         self.rows: list[dict] = []  # every step's loss terms, for the plot
-        self.stop = stop
+        self.session, self.slots = session, slots
+        self.stop = session.stop
         self.result: TransferResult | None = None
         self.error: BaseException | None = None
         self.cfg = transfer_config(s)
@@ -274,9 +424,16 @@ class OptimisationRun:
 
     def _work(self, content: torch.Tensor, style: torch.Tensor) -> None:
         try:
-            self.result = stylize(content, style, self.cfg, self._callback)
+            if not take_slot(self.slots, self.stop):
+                return  # stopped before it began: no result
+            try:
+                self.result = stylize(content, style, self.cfg, self._callback)
+            finally:
+                self.slots.release()
         except BaseException as err:  # handed to the page's thread, which reports it
             self.error = err
+        finally:
+            self.session.release()
 
     def _take(self, p: Progress) -> Progress:
         self.rows.append({"step": p.step, **p.losses, "seconds": p.elapsed})
@@ -304,11 +461,22 @@ class App:
 
     def __init__(self, limits: WebLimits, root: Path, arbitrary: list[str]) -> None:
         self.limits, self.root, self.arbitrary = limits, root, arbitrary
+        self.folders = Folders(root, limits.max_sessions, limits.session_hours * 3600)
+        # The computing places: held by the computation itself, so a run that was cancelled
+        # keeps its place until it has stopped, whatever Gradio's queue believes.
+        self.slots = threading.BoundedSemaphore(limits.concurrency)
         self.models = sorted(builtin_models())
         self.device = str(resolve_device("auto"))
+        self.sweeping = threading.Event()  # set: the sweeper ends
 
     def new_session(self) -> Session:
-        return Session(self.root, self.limits.keep_results)
+        return Session(self.folders, self.limits.keep_results)
+
+    def sweep(self) -> None:
+        """Delete expired session folders until :attr:`sweeping` is set (the server's sweeper thread)."""
+        every = min(60.0, max(0.5, self.folders.ttl / 4))
+        while not self.sweeping.wait(every):
+            self.folders.expire()
 
     def methods(self) -> list[str]:
         found = [OPTIMISATION] + ([FEEDFORWARD] if self.models else [])
@@ -337,21 +505,25 @@ class App:
             content or "",
             style,
             model,
-            int(size),
-            float(log_ratio),
-            float(tv_weight),
-            int(iterations),
+            round(number(size, "The result size", SIZE_MIN, self.limits.max_size)),
+            number(log_ratio, "The style / content weight", *RATIO_RANGE),
+            number(tv_weight, "The smoothness weight", *TV_RANGE),
+            round(number(iterations, "The number of iterations", ITERATIONS_MIN, self.limits.max_iterations)),
             colour_key(colour),
-            float(alpha),
+            number(alpha, "The style strength", *ALPHA_RANGE),
         )
         photo, painting = self.check(s)
+        job = None
+        if s.method == OPTIMISATION:  # made before the claim, which its thread releases when it ends
+            assert painting is not None  # check() reads the painting for every method but feed-forward
+            job = OptimisationRun(s, photo, painting, session, self.slots)
         if not session.claim():
             raise gr.Error("A run is already under way in this tab: wait for it or press Stop.", print_exception=False)
+        if job is not None:
+            yield from self._optimise(session, s, job)
+            return
         try:
-            if s.method == OPTIMISATION:
-                yield from self._optimise(session, s, photo, painting)
-            else:
-                yield self._one_pass(session, s, photo, painting)
+            yield self._one_pass(session, s, photo, painting)
         finally:
             session.release()
 
@@ -374,16 +546,28 @@ class App:
             return photo, None
         return photo, check_image(s.style, "style", self.limits)
 
-    def _optimise(self, session: Session, s: Settings, photo: torch.Tensor, painting: torch.Tensor):
-        run = OptimisationRun(s, photo, painting, session.stop)
+    def _optimise(self, session: Session, s: Settings, run: OptimisationRun):
         run.thread.start()
-        yield (gr.skip(), "Starting: loading the network and the images…", gr.skip(), gr.skip(), gr.skip(), gr.skip())
-        for p in run.updates():
-            yield (to_pil(p.image), status_line(p, run.rows[0]), loss_frame(run.rows), gr.skip(), gr.skip(), gr.skip())
-        run.thread.join()
+        ended = False
+        try:
+            yield (gr.skip(), "Starting: loading the network and the images…", *[gr.skip()] * 4)
+            for p in run.updates():
+                yield (to_pil(p.image), status_line(p, run.rows[0]), loss_frame(run.rows), *[gr.skip()] * 3)
+            run.thread.join()
+            ended = True
+        finally:
+            if not ended:
+                # Gradio closes this generator when the job is cancelled or its tab has gone
+                # (at the next yield): the run stops at its next step. No join here: close()
+                # runs on the server's event loop, which must not wait for a step.
+                session.stop.set()
         if run.error is not None:
-            raise self.failure(run.error, s)
+            yield self.failed(run.error, s)
+            return
         result = run.result
+        if result is None:
+            yield (gr.skip(), "**Stopped** before it began", *[gr.skip()] * 4)
+            return
         image = to_pil(result.image, result.alpha)
         manifest = build_manifest(
             run.cfg, result, self.inputs(s), {"file": "result.png"}, app=f"stylist web {__version__}"
@@ -398,6 +582,11 @@ class App:
         yield (image, text, loss_frame(result.history), files, *self.compare(session))
 
     def _one_pass(self, session: Session, s: Settings, photo: torch.Tensor, painting: torch.Tensor | None) -> tuple:
+        """A feed-forward or arbitrary-style result: one pass, which no Stop can cut short.
+
+        It holds a computing place like an optimisation; a cancelled one ends with its pass."""
+        if not take_slot(self.slots, session.stop):
+            return (gr.skip(), "**Stopped** before it began", *[gr.skip()] * 4)
         start = time.perf_counter()
         try:
             if s.method == FEEDFORWARD:
@@ -415,7 +604,9 @@ class App:
                     self.device,
                 )
         except Exception as err:  # noqa: BLE001 (reported in the page, in one line)
-            raise self.failure(err, s) from None
+            return self.failed(err, s)
+        finally:
+            self.slots.release()
         elapsed = time.perf_counter() - start
         manifest = self.one_pass_manifest(kind, options, s, device, elapsed)
         files = self.save(session, s, image, manifest)
@@ -450,24 +641,29 @@ class App:
             **{v: k.upper() if k == "wct" else "AdaIN" for k, v in ARBITRARY.items()},
         }
         caption = f"#{session.count} {s.summary()['style']} · {s.size} px · {short.get(s.method, s.method)}"
-        session.results.append(Record(png, caption, {"#": session.count, **s.summary()}))
+        session.add(Record(png, caption, {"#": session.count, **s.summary()}))
         return [str(png), str(sidecar)]
 
     def compare(self, session: Session) -> tuple[list, pd.DataFrame]:
         """The compare view: the session's last results, newest first, with their settings."""
-        records = list(reversed(session.results))
+        records = [r for r in reversed(session.results) if r.image.exists()]
         table = pd.DataFrame([r.settings for r in records])
         return [(str(r.image), r.caption) for r in records], table
 
-    def failure(self, err: BaseException, s: Settings) -> gr.Error:
-        """An exception as one line in the page; anything unexpected goes to the server log in full."""
-        if isinstance(err, StylistError):
-            return gr.Error(user_message(err, [s.content, s.style]), print_exception=False)
-        log.error("run failed", exc_info=(type(err), err, err.__traceback__))
-        return gr.Error(
-            f"The run failed on the server ({type(err).__name__}); the details are in the server's log.",
-            print_exception=False,
-        )
+    def failed(self, err: BaseException, s: Settings) -> tuple:
+        """The page's outputs after a failed run: its reason in the status line (and a notice)."""
+        text = failure_message(err, s)
+        gr.Warning(text, duration=None, title="The run failed")
+        return (None, f"**The run failed:** {text}", *[gr.skip()] * 4)
+
+
+def failure_message(err: BaseException, s: Settings) -> str:
+    """Why a run failed, in one line: a Stylist error says it; anything else, which is a bug or a
+    fault of the server, gets a short generic line in the page and its traceback in the log."""
+    if isinstance(err, StylistError):
+        return user_message(err, [s.content, s.style])
+    log.error("run failed", exc_info=(type(err), err, err.__traceback__))
+    return "something went wrong on the server; its operator will find the details in its log."
 
 
 def colour_key(label: str) -> str:
@@ -503,7 +699,8 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
     app = App(limits, root, arbitrary_methods() if arbitrary is None else arbitrary)
     keep_s = int(limits.session_hours * 3600)
     with gr.Blocks(title="Stylist", analytics_enabled=False, delete_cache=(600, keep_s)) as demo:
-        session = gr.State(app.new_session, time_to_live=keep_s, delete_callback=Session.close)
+        # A function, not the bound method: Gradio deep-copies the value, and the App holds locks.
+        session = gr.State(lambda: app.new_session(), time_to_live=keep_s, delete_callback=Session.close)
         gr.Markdown(
             "# Stylist\nA photograph rendered in the style of a painting. Choose a photo and a painting, a method, and press **Stylise**."
         )
@@ -538,6 +735,7 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
         )
         table = gr.Dataframe(label="Settings", interactive=False, elem_id="compare-table")
         wire(app, limits, session, inputs, [result, status, plot, files, gallery, table])
+    demo.stylist_app = app  # type: ignore[attr-defined]  (start() runs its sweeper, stop_server() ends it)
     return demo
 
 
@@ -596,18 +794,24 @@ def input_panel(limits: WebLimits, app: App) -> Inputs:
         app.models, value=app.models[0] if app.models else None, label="Built-in style", visible=False, elem_id="model"
     )
     default_size = min(limits.max_size, 256 if app.device == "cpu" else 512)
-    size = gr.Slider(
-        64, limits.max_size, step=32, value=default_size, label="Result size (longest side, px)", elem_id="size"
+    size = Slider(
+        SIZE_MIN, limits.max_size, step=32, value=default_size, label="Result size (longest side, px)", elem_id="size"
     )
-    ratio = gr.Slider(
-        -1, 5, step=0.1, value=1.5, label="Style / content weight, log₁₀(β/α)", info=ratio_info(1.5), elem_id="ratio"
+    ratio = Slider(
+        *RATIO_RANGE,
+        step=0.1,
+        value=1.5,
+        label="Style / content weight, log₁₀(β/α)",
+        info=ratio_info(1.5),
+        elem_id="ratio",
     )
-    tv = gr.Slider(0, 10, step=0.1, value=0, label="Smoothness: total-variation weight γ", elem_id="tv")
-    iterations = gr.Slider(10, limits.max_iterations, step=10, value=100, label="Iterations", elem_id="iterations")
+    tv = Slider(*TV_RANGE, step=0.1, value=0, label="Smoothness: total-variation weight γ", elem_id="tv")
+    iterations = Slider(
+        ITERATIONS_MIN, limits.max_iterations, step=10, value=100, label="Iterations", elem_id="iterations"
+    )
     colour = gr.Radio(list(COLOURS.values()), value=COLOURS["none"], label="Colour", elem_id="colour")
-    alpha = gr.Slider(
-        0,
-        1,
+    alpha = Slider(
+        *ALPHA_RANGE,
         step=0.05,
         value=1.0,
         label="Style strength α (0: the photo, 1: full style)",
@@ -681,9 +885,10 @@ def wire(app: App, limits: WebLimits, session: gr.State, ui: Inputs, outputs: li
         concurrency_limit=limits.concurrency,
         concurrency_id="run",
         show_progress="minimal",
+        api_name="run",
     )
     # Not queued: a Stop must reach the run it ends, however long the queue.
-    ui.stop.click(lambda s: s.stop.set(), session, None, queue=False)
+    ui.stop.click(lambda s: s.stop.set(), session, None, queue=False, api_name="stop")
 
 
 def shown(path: str | None, kind: str, limits: WebLimits) -> tuple:
@@ -720,12 +925,16 @@ def start(
 ) -> tuple[gr.Blocks, str, Path]:
     """Build and launch the app without blocking; returns (app, its address, its private folder).
 
-    Gradio's upload/cache folder is set to a fresh folder of this server (a shared one would let
-    the server serve other apps' files); the app serves that folder and the bundled examples only.
+    Gradio's upload/cache folder and its examples cache (by default ``.gradio/cached_examples``
+    in the working directory, which Gradio serves) are set to fresh folders of this server (a
+    shared one would let the server serve other apps' files); the app serves those and the
+    bundled examples only, and blocks the working directory's ``.gradio`` folder outright.
     """
     limits = limits or WebLimits()
     root = Path(tempfile.mkdtemp(prefix="stylist-web-"))
+    # Gradio reads both at each request; they hold for every app of this process.
     os.environ["GRADIO_TEMP_DIR"] = str(root / "files")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(root / "cached_examples")
     (root / "sessions").mkdir()
     demo = build(limits, root / "sessions", arbitrary)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
@@ -737,6 +946,7 @@ def start(
         quiet=True,
         show_error=False,
         allowed_paths=[str(examples)] if examples else [],
+        blocked_paths=[str(Path.cwd() / ".gradio")],
         max_file_size=f"{limits.max_upload_mb}mb",
         footer_links=["api"],
         run_history=False,
@@ -746,10 +956,13 @@ def start(
         theme=theme(),
         css=CSS,
     )
+    app: App = demo.stylist_app  # type: ignore[attr-defined]
+    threading.Thread(target=app.sweep, daemon=True, name="stylist-sweeper").start()
     return demo, url, root
 
 
 def stop_server(demo: gr.Blocks, root: Path) -> None:
     """Close the server and delete its folder (uploads, results)."""
+    demo.stylist_app.sweeping.set()  # type: ignore[attr-defined]
     demo.close()
     shutil.rmtree(root, ignore_errors=True)

@@ -29,17 +29,20 @@ class WebLimits:
     keep_results: int = 6
     # Hours a tab's results are kept after its last use.
     session_hours: float = 6.0
+    # Most tabs whose results are kept at once; a new one's results replace the least recently used tab's.
+    max_sessions: int = 100
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for a limit the app cannot use."""
         from .errors import ConfigError
 
-        for name in ("max_upload_mb", "max_pixels", "max_iterations", "queue_size", "concurrency", "keep_results"):
+        names = ("max_upload_mb", "max_pixels", "max_iterations", "queue_size", "concurrency", "keep_results")
+        for name in (*names, "max_sessions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}")
         if self.max_size < 64:
             raise ConfigError(f"--max-size must be at least 64 pixels; got {self.max_size}")
         if self.max_iterations < 10:
             raise ConfigError(f"--max-iterations must be at least 10; got {self.max_iterations}")
-        if not self.session_hours > 0:
-            raise ConfigError(f"--session-hours must be positive; got {self.session_hours}")
+        if not (self.session_hours > 0 and self.session_hours != float("inf")):
+            raise ConfigError(f"--session-hours must be a positive number of hours; got {self.session_hours}")
