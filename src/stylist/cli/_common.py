@@ -477,7 +477,7 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     its parent exists."""
     out = Path(out)
     if out.is_file():
-        raise StylistError(f"{out}: is a file; several results need -o to be a folder")
+        raise StylistError(f"{out}: is a file, not a folder; give a folder for the results")
     if not out.is_dir():
         if out.suffix and out.suffix.lower() not in WRITE_FORMATS:
             raise StylistError(
