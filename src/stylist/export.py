@@ -4,7 +4,7 @@ The exported graph is the network's core, which needs sides divisible by 4; batc
 and width are dynamic. The reflection padding to a multiple of 4 and the crop back happen
 in NumPy around the ONNX session (:class:`OnnxStyleModel`), so inference makes no PyTorch
 call. Export needs ``onnx`` and ``onnxscript``, inference ``onnxruntime``:
-``pip install stylist[onnx]``.
+``pip install "stylist-nst[onnx]"``, or ``pip install -e ".[onnx]"`` in a clone.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ ONNX_FORMAT = "stylist-feedforward-onnx"
 def need(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise StylistError(f"this needs {', '.join(missing)}, which is not installed: pip install stylist[onnx]")
+        raise StylistError(
+            f'this needs {", ".join(missing)}, which is not installed: pip install "stylist-nst[onnx]" (from a clone: pip install -e ".[onnx]")'
+        )
 
 
 class _Core(torch.nn.Module):
