@@ -559,3 +559,14 @@ def test_a_failed_write_of_the_history_is_one_error_and_no_file(tmp_path):
 
 def test_install_hints_name_the_published_distribution():
     assert common.install_hint("web").startswith('pip install "stylist-nst[web]"')
+
+
+def test_another_librarys_error_is_never_cut_mid_word():
+    from stylist.errors import first_line
+
+    long = ValueError("unpickling failed because the archive " * 20 + "\nsecond line")
+    line = first_line(long)
+    assert line.endswith(" ...") and len(line) <= 164
+    assert long.args[0].startswith(line[: -len(" ...")] + " ")  # whole words, then the ellipsis
+    assert first_line(ValueError("short\nmore")) == "short"
+    assert first_line(KeyError()) == "KeyError"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import StylistError
+from .errors import StylistError, first_line
 from .feedforward import MULTIPLE, StyleModel, TransformerNet
 from .image import write_atomic
 
@@ -124,9 +124,7 @@ class OnnxStyleModel:
         try:
             self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own kinds for a foreign or damaged file
-            raise StylistError(
-                f"{self.path}: not an ONNX model onnxruntime can load ({str(err).splitlines()[0][:80]})"
-            ) from None
+            raise StylistError(f"{self.path}: not an ONNX model onnxruntime can load ({first_line(err)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if self.metadata.get("format") != ONNX_FORMAT:
             raise StylistError(f"{self.path}: not an ONNX file exported by stylist export")

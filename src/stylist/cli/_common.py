@@ -37,7 +37,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from ..color import COLOR_ALIASES, COLOR_CHOICES
-from ..errors import StylistError, StylistWarning
+from ..errors import StylistError, StylistWarning, first_line  # noqa: F401  (re-exported for the commands)
 from ..image import WRITE_FORMATS, write_atomic
 from ..plots import history_csv, history_plot
 
@@ -590,12 +590,6 @@ class ProgressBar:
 def final_line(text: str) -> None:
     """The one closing line of a command: ``wrote OUT (...)`` on stderr (stdout stays for data)."""
     print(text, file=sys.stderr)
-
-
-def first_line(err: BaseException) -> str:
-    """An exception's first line, whole (never cut mid-word), or its type's name when it has none."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 # --- errors -------------------------------------------------------------------------------------------------
