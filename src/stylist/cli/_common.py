@@ -87,7 +87,7 @@ def shown(default: object) -> str:
         return "[default: " + " ".join(map(str, default)) + "]" if default else "[default: none]"
     if isinstance(default, bool):
         return f"[default: {'on' if default else 'off'}]"
-    return f"[default: {'none' if default is None else default}]"
+    return f"[default: {'none' if default in (None, '') else default}]"
 
 
 # --- values -------------------------------------------------------------------------------------------------

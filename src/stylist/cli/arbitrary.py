@@ -71,7 +71,8 @@ ARBITRARY_HELPS = {
 DECODER_FLAGS = {"content_scale": "--content-zoom", "style_scale": "--style-zoom"}
 DECODER_ALIASES = {"content_scale": ["--content-scale"], "style_scale": ["--style-scale"]}
 DECODER_HELPS = {
-    "content": "folder of photographs, searched recursively (damaged files are skipped)",
+    "content": "folder of photographs, searched recursively; damaged files are skipped (with --resume: the "
+    "recorded one)",
     "style": "adain: folder of paintings, searched recursively [default: none]",
     "content_scale": "zoom range MIN MAX of the photo crops: the short side is resized to --image-size times a "
     "factor drawn from it, then cropped [default: 1.0 1.5]",
@@ -144,7 +145,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         flags=DECODER_FLAGS,
         aliases=DECODER_ALIASES,
         helps=DECODER_HELPS,
-        metavars={"levels": "LEVEL", "exclude_styles": "NAME", "content_scale": "ZOOM", "style_scale": "ZOOM"},
+        required=("content",),
+        metavars={
+            "levels": "LEVEL",
+            "exclude_styles": "NAME",
+            "content_scale": "ZOOM",
+            "style_scale": "ZOOM",
+            "content": "FOLDER",
+            "style": "FOLDER",
+        },
     )
     t.set_defaults(run=cmd_train_decoder)
 

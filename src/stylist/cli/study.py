@@ -58,11 +58,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a stylist transfer option for every cell, e.g. --set init=noise --set style_layers=relu1_1,relu2_1 "
-        "(the swept option wins)",
+        help="a stylist transfer option for every cell, named without its leading dashes, e.g. --set init=noise "
+        "--set style-layers=relu1_1,relu2_1 (the swept option wins)",
     )
     add_quiet(s)
-    add_config_arguments(s, StudyConfig, {"precision": ("auto", "fp32", "bf16")}, helps=STUDY_HELPS)
+    add_config_arguments(
+        s,
+        StudyConfig,
+        {"precision": ("auto", "fp32", "bf16")},
+        helps=STUDY_HELPS,
+        metavars={"model": "NAME", "decoder": "FILE", "values": "X"},
+    )
     s.set_defaults(run=cmd_study)
 
     m = sub.add_parser(
