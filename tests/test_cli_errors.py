@@ -570,3 +570,9 @@ def test_another_librarys_error_is_never_cut_mid_word():
     assert long.args[0].startswith(line[: -len(" ...")] + " ")  # whole words, then the ellipsis
     assert first_line(ValueError("short\nmore")) == "short"
     assert first_line(KeyError()) == "KeyError"
+
+
+def test_apply_refuses_an_image_name_for_several_results(capsys, pictures):
+    code, err = run_main(["apply", "starry-night", "photos", "-o", "out.png", "--device", "cpu"], capsys)
+    one_error_line(code, err, "out.png", "folder")
+    assert not (pictures / "out.png").exists()

@@ -363,6 +363,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     single = single and out.suffix.lower() in WRITE_FORMATS
     if single:
         check_output_file(out, [inputs[0][0]], args.overwrite)
+    elif out.suffix.lower() in WRITE_FORMATS and not out.is_dir():
+        raise StylistError(f"{out}: several inputs (or a folder) need -o to be a folder, not an image file name")
     else:
         check_output_folder(out)
     targets = _targets(inputs, out, args.format, single)

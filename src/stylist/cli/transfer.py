@@ -372,8 +372,7 @@ def _input_paths(args: argparse.Namespace, recorded: dict | None) -> tuple[str, 
     if recorded is None:
         if not given_content or not given_styles:
             raise StylistError(
-                "give the photo and the painting: CONTENT STYLE, or --content and --style "
-                "(or --from-manifest RESULT, or --resume CHECKPOINT)"
+                "give CONTENT and STYLE images (or --content and --style; or --from-manifest RESULT, or --resume CHECKPOINT)"
             )
         return given_content, given_styles, args.mask
     inputs = recorded.get("inputs") or {}
