@@ -417,7 +417,7 @@ def test_apply_skips_a_damaged_file_in_a_folder_counts_it_and_records_manifests(
     assert code == 0, err
     lines = err.strip().splitlines()
     assert any("warning" in line and "cut.jpg" in line for line in lines), err
-    assert "2 image(s)" in lines[-1] and "1 damaged file(s) skipped" in lines[-1], lines[-1]
+    assert "2 image(s)" in lines[-1] and "1 unreadable file skipped" in lines[-1], lines[-1]
     assert sorted(p.name for p in (pictures / "out").iterdir()) == ["p0.png", "p1.png"]
     manifest = read_manifest(pictures / "out" / "p0.png")
     assert manifest["kind"] == "feedforward" and manifest["inputs"]["content"]["path"].endswith("p0.png")
@@ -453,7 +453,7 @@ def test_arbitrary_skips_a_damaged_file_in_a_folder_and_records_manifests(capsys
         capsys,
     )
     assert code == 0, err
-    assert "cut.jpg" in err and "1 damaged file(s) skipped" in err.strip().splitlines()[-1], err
+    assert "cut.jpg" in err and "1 unreadable file skipped" in err.strip().splitlines()[-1], err
     manifest = read_manifest(pictures / "out" / "p1.png")
     assert manifest["kind"] == "arbitrary" and manifest["config"]["preserve_color"] == "mean-covariance"
     assert [Path(r["path"]).name for r in manifest["inputs"]["styles"]] == ["style.png"]

@@ -421,7 +421,8 @@ def scan_inputs(
 
 def skipped_note(skipped: Sequence[str]) -> str:
     """The final line's account of the damaged files left out (each was named in a warning)."""
-    return f", {len(skipped)} damaged file(s) skipped" if skipped else ""
+    n = len(skipped)
+    return f", {n} unreadable file{'' if n == 1 else 's'} skipped" if n else ""
 
 
 def warn_skipped(path: object, err: object) -> None:
