@@ -398,7 +398,7 @@ def scan_inputs(
     for name in names:
         path = Path(name)
         if not path.exists():
-            raise StylistError(f"{path}: {what} file or folder not found")
+            raise StylistError(f"{path}: {what} file not found (no such file or folder)")
         if path.is_file():
             found.append((path, Path(path.name)))
             continue
