@@ -222,15 +222,17 @@ def add_checkpoint(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_checkpoint_every(parser: argparse.ArgumentParser, default: int, unit: str) -> None:
+def add_checkpoint_every(
+    parser: argparse.ArgumentParser, default: int, unit: str, zero: str = "only at the end and on Ctrl-C"
+) -> None:
     # None (not given) lets a resumed run keep the cadence its checkpoint recorded.
     parser.add_argument(
         "--checkpoint-every",
         type=whole_number,
         default=None,
         metavar="N",
-        help=f"save the run's state every N {unit} and at the end, to --resume it later; 0: only at the end "
-        f"and on Ctrl-C; a resumed run keeps its own unless given [default: {default}]",
+        help=f"save the run's state every N {unit} and at the end, to --resume it later; 0: {zero}; "
+        f"a resumed run keeps its own unless given [default: {default}]",
     )
 
 

@@ -50,6 +50,7 @@ from ._common import (
     add_max_pixels,
     add_output,
     add_overwrite,
+    add_precision,
     add_preserve_color,
     add_preview_every,
     add_quiet,
@@ -140,6 +141,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_size(a, "scale each input to this long side first, px", shown_default="the input's own size")
     add_max_pixels(a)
     add_device(a)
+    add_precision(a, TRAIN_PRECISIONS, "auto (as the network is stored), fp32, bf16 or fp16 (not for .onnx)")
     add_preserve_color(a)
     a.add_argument(
         "--batch-size",
@@ -310,14 +312,14 @@ def _write_previews(stylise, history: list[dict], photo: torch.Tensor | None, pa
 # --- apply ---------------------------------------------------------------------------------------------
 
 
-def _load_any(model: str, device: str):
+def _load_any(model: str, device: str, precision: str):
     if str(model).lower().endswith(".onnx"):
         from ..export import OnnxStyleModel
 
         if not Path(model).is_file():
             raise StylistError(f"{model}: ONNX model file not found")
         return OnnxStyleModel(model)
-    return load_model(model, device=device)
+    return load_model(model, device=device, precision=precision)
 
 
 def _targets(inputs: list[tuple[Path, Path]], out: Path, fmt: str | None, single: bool) -> list[Path]:
@@ -371,7 +373,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for (src, _), target in zip(inputs, targets):
         if target.parent.exists():  # a folder still to be made holds nothing to overwrite
             check_output_file(target, [src], args.overwrite)
-    model = _load_any(model_name, args.device)
+    model = _load_any(model_name, args.device, args.precision)
     # Every input read before any output: a damaged file named here stops the run, one found in a folder is skipped.
     pictures, kept = [], []
     for i, (src, _rel) in enumerate(inputs):

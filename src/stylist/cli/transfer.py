@@ -182,7 +182,7 @@ def add_run_arguments(t: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write the manifest as OUT.json beside OUT (it is always embedded in .png .tif .jpg .webp)",
     )
-    add_checkpoint_every(t, CADENCE["checkpoint_every"], "iterations")
+    add_checkpoint_every(t, CADENCE["checkpoint_every"], "iterations", "none (Ctrl-C still leaves one)")
     add_checkpoint(t)
     t.add_argument(
         "--light-checkpoint",
