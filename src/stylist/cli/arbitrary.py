@@ -300,8 +300,9 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     every = cadence(args, (saved or {}).get("cli"), CADENCE)
     paths = train_paths(Path(args.output), args.checkpoint)
     _check_train_outputs(paths, args, cfg)
-    if is_main():  # names each damaged file in a warning; training skips them
-        scan_inputs([cfg.content, *([cfg.style] if cfg.style else [])], "--content or --style")
+    folders = [f for f in (cfg.content, cfg.style) if f and Path(f).is_dir()]  # the core words the other errors
+    if is_main() and folders:  # names each damaged file in a warning; training skips them
+        scan_inputs(folders, "training image")
     history: list[dict] = list(saved.get("history", [])) if saved else []
     writer = _TrainWriter(cfg, paths, args, history, every)
     try:

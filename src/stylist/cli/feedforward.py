@@ -220,8 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for path in [ckpt, *side] if every["preview_every"] else [ckpt]:
         if path.exists() and not args.overwrite and not (path == ckpt and resuming_here):
             raise StylistError(f"{path}: already exists; pass --overwrite to replace it or choose another -o")
-    if is_main():
-        scan_inputs([cfg.data], "--content")  # names each damaged file in a warning; training skips them
+    if is_main() and Path(cfg.data).is_dir():  # names each damaged file in a warning; training skips them
+        scan_inputs([cfg.data], "--content")
     preview_photo = _preview_photo(args, cfg, every["preview_every"])
     stop, bar = StopSignals(), ProgressBar(args.quiet or not is_main(), "step")
 
