@@ -382,21 +382,20 @@ def one_of(args: argparse.Namespace, positional: str, option: str, flag: str):
     return a or b
 
 
-def scan_inputs(
-    names: Sequence[str], what: str = "input", warn: bool = True
-) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """([(image file, its path relative to the folder it was found in)], [damaged files skipped]).
+def scan_inputs(names: Sequence[str], what: str = "input") -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """([(image file, its path relative to the folder it was found in)], [(damaged file skipped, why)]).
 
     The folder policy of every command: a file named on the command line is taken as it is (read
     later: a damaged one is an error); in a folder (searched recursively), a file with an image
-    suffix whose header cannot be read is skipped, named in one warning line, and counted. A name
-    that does not exist, or a folder with no readable image, is an error."""
+    suffix whose header cannot be read is skipped (the caller names it with :func:`warn_skipped` once
+    every check has passed, so that an error stays the only line) and counted. A name that does not
+    exist, or a folder with no readable image, is an error."""
     from PIL import Image
 
     from ..training import IMAGE_SUFFIXES
 
     found: list[tuple[Path, Path]] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for name in names:
         path = Path(name)
         if not path.exists():
@@ -413,9 +412,7 @@ def scan_inputs(
                     _ = im.size
                 found.append((file, file.relative_to(path)))
             except (OSError, SyntaxError, ValueError) as err:
-                skipped.append(str(file))
-                if warn:
-                    warn_skipped(file, f"not a readable image ({err.__class__.__name__})")
+                skipped.append((str(file), f"not a readable image ({err.__class__.__name__})"))
         if len(found) == before:
             raise StylistError(f"{path}: no readable images (.jpg .png .webp .tif .bmp) in this folder or below it")
     return found, skipped
@@ -427,9 +424,11 @@ def skipped_note(skipped: Sequence[str]) -> str:
     return f", {n} unreadable file{'' if n == 1 else 's'} skipped" if n else ""
 
 
-def warn_skipped(path: object, err: object) -> None:
+def warn_skipped(path: object, why: object) -> None:
     """One warning line naming a damaged input file that is left out of a folder run."""
-    warnings.warn(f"skipped {path}: {err}", StylistWarning)
+    text = str(why)
+    text = text[len(f"{path}: ") :] if text.startswith(f"{path}: ") else text  # the path is said once
+    warnings.warn(f"skipped {path}: {text}", StylistWarning)
 
 
 # --- output paths -------------------------------------------------------------------------------------------

@@ -188,12 +188,13 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
         except StylistError as err:
             if src in named:
                 raise
-            warn_skipped(src, err)
-            skipped.append(str(src))
+            skipped.append((str(src), str(err)))
     if not readable:
         raise StylistError(f"no readable photos in {' '.join(contents)}")
     device = resolve_device(cfg.device)
     decoder, encoder = load_decoder(cfg.method, cfg.decoder, device), shared_encoder(device)
+    for path, why in skipped:  # every check passed: the skipped files are named now
+        warn_skipped(path, why)
     cache: dict = {}  # the paintings' features, encoded once for all the photos
     bar = ProgressBar(args.quiet or len(readable) == 1, "img")
     seconds = 0.0
@@ -229,8 +230,8 @@ def _manifest(
 
 def plan_outputs(
     contents: list[str], output: str, overwrite: bool, other_inputs: list[str]
-) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """([(photo, result path)], [damaged files skipped]): one file to a file, or many (files and folders)
+) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """([(photo, result path)], [(damaged file skipped, why)]): one file to a file, or many (files and folders)
     into a folder.
 
     Refused in one line, before any work: a missing input, an empty folder, a folder for an output
@@ -300,11 +301,12 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     every = cadence(args, (saved or {}).get("cli"), CADENCE)
     paths = train_paths(Path(args.output), args.checkpoint)
     _check_train_outputs(paths, args, cfg)
-    folders = [f for f in (cfg.content, cfg.style) if f and Path(f).is_dir()]  # the core words the other errors
-    if is_main() and folders:  # names each damaged file in a warning; training skips them
-        scan_inputs(folders, "training image")
+    # The damaged files training will skip, each named in a warning once training is under way (a setup
+    # error stays the only line); the core words the errors of folders that are missing.
+    folders = [f for f in (cfg.content, cfg.style) if f and Path(f).is_dir()]
+    damaged = scan_inputs(folders, "training image")[1] if is_main() and folders else []
     history: list[dict] = list(saved.get("history", [])) if saved else []
-    writer = _TrainWriter(cfg, paths, args, history, every)
+    writer = _TrainWriter(cfg, paths, args, history, every, damaged)
     try:
         with StopSignals() as stop:
             result = train_decoder(cfg, writer.callback(stop), resume=saved)
@@ -320,9 +322,16 @@ class _TrainWriter:
     """Turns training progress into a progress bar, checkpoints, previews and loss curves (rank 0 only)."""
 
     def __init__(
-        self, cfg, paths: dict[str, Path], args: argparse.Namespace, history: list[dict], every: dict[str, int]
+        self,
+        cfg,
+        paths: dict[str, Path],
+        args: argparse.Namespace,
+        history: list[dict],
+        every: dict[str, int],
+        damaged: list[tuple[str, str]],
     ) -> None:
         self.cfg, self.paths, self.args, self.history, self.every = cfg, paths, args, history, every
+        self.damaged = damaged
         self.main = is_main()
         self.bar = ProgressBar(args.quiet or not self.main, "step")
         self.last_losses: dict | None = None
@@ -330,6 +339,8 @@ class _TrainWriter:
 
     def callback(self, stop: StopSignals):
         def on_step(p) -> bool:
+            while self.damaged:
+                warn_skipped(*self.damaged.pop(0))
             if p.losses is not None:
                 self.history.append({"step": p.step, "seconds": round(p.elapsed, 2), "lr": p.lr, **p.losses})
                 self.last_losses = p.losses

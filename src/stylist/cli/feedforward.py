@@ -220,8 +220,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for path in [ckpt, *side] if every["preview_every"] else [ckpt]:
         if path.exists() and not args.overwrite and not (path == ckpt and resuming_here):
             raise StylistError(f"{path}: already exists; pass --overwrite to replace it or choose another -o")
-    if is_main() and Path(cfg.data).is_dir():  # names each damaged file in a warning; training skips them
-        scan_inputs([cfg.data], "--content")
+    # The damaged files training will skip, each named in a warning once training is under way (a setup
+    # error stays the only line).
+    damaged = scan_inputs([cfg.data], "--content")[1] if is_main() and Path(cfg.data).is_dir() else []
     preview_photo = _preview_photo(args, cfg, every["preview_every"])
     stop, bar = StopSignals(), ProgressBar(args.quiet or not is_main(), "step")
 
@@ -229,6 +230,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         save_checkpoint(ckpt, {**state, "cli": every})
 
     def callback(p: TrainProgress) -> bool | None:
+        while damaged:
+            warn_skipped(*damaged.pop(0))
         terms = p.losses
         bar.update(
             p.step,
@@ -297,7 +300,7 @@ def _preview_photo(args: argparse.Namespace, cfg: FeedForwardConfig, every: int)
         return None
     if args.preview:
         return resize_long_side(read_picture(args.preview, "--preview").flat(), 2 * cfg.image_size)
-    files, _ = scan_inputs([cfg.data], "--content", warn=False)
+    files, _ = scan_inputs([cfg.data], "--content")
     return resize_long_side(read_picture(files[0][0], "preview").flat(), 2 * cfg.image_size)
 
 
@@ -383,10 +386,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         except StylistError as err:
             if src in map(Path, names):  # named on the command line: an error, not a skip
                 raise
-            warn_skipped(src, err)
-            skipped.append(str(src))
+            skipped.append((str(src), str(err)))
     if not kept:
         raise StylistError(f"no readable input images in {' '.join(names)}")
+    for path, why in skipped:  # every check passed: the skipped files are named now
+        warn_skipped(path, why)
     jobs = [(j, resize_long_side(p.rgb, args.size) if args.size else p.rgb) for j, p in enumerate(pictures)]
     bar = ProgressBar(args.quiet, "img")
     done, seconds = 0, 0.0
