@@ -576,3 +576,12 @@ def test_apply_refuses_an_image_name_for_several_results(capsys, pictures):
     code, err = run_main(["apply", "starry-night", "photos", "-o", "out.png", "--device", "cpu"], capsys)
     one_error_line(code, err, "out.png", "folder")
     assert not (pictures / "out.png").exists()
+
+
+def test_a_file_the_system_refuses_is_one_line_exit_2(capsys, tmp_path):
+    def writes_nowhere(args):
+        (tmp_path / "no" / "such" / "folder.csv").write_text("x")
+
+    assert common.run_command(writes_nowhere, None) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylist: error: ") and "folder.csv" in err[0], err
