@@ -31,7 +31,7 @@ import signal
 import sys
 import typing
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -280,13 +280,13 @@ def field_help(cls: type) -> dict[str, str]:
 def add_config_arguments(
     parser: argparse.ArgumentParser,
     cls: type,
-    choices: dict[str, Sequence[str]] | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
     skip: Sequence[str] = (),
-    flags: dict[str, str] | None = None,
-    aliases: dict[str, Sequence[str]] | None = None,
-    helps: dict[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    helps: Mapping[str, str] | None = None,
     required: Sequence[str] = (),
-    metavars: dict[str, str] | None = None,
+    metavars: Mapping[str, str] | None = None,
 ) -> None:
     """One flag per field of the config dataclass ``cls``; its default is the field's.
 
@@ -297,6 +297,7 @@ def add_config_arguments(
     run keeps what its checkpoint says). The shared fields (device, precision, size, max_pixels,
     preserve_color) are declared by the functions above."""
     choices, flags, aliases = dict(choices or {}), dict(flags or {}), dict(aliases or {})
+    metavars = dict(metavars or {})
     texts = {name: for_users(text) for name, text in field_help(cls).items()}
     texts.update(helps or {})
     hints = typing.get_type_hints(cls)
@@ -319,14 +320,14 @@ def add_config_arguments(
             inner = typing.get_args(base)[0]
             kw["nargs"] = "+"
             kw["type"] = finite_float if inner is float else inner
-            kw["metavar"] = (metavars or {}).get(f.name, "W" if inner is float else "NAME")
+            kw["metavar"] = metavars.get(f.name, "W" if inner is float else "NAME")
         else:
             kw["type"] = {float: finite_float, int: whole_number}.get(base, base)
             kw["metavar"] = {float: "X", int: "N"}.get(base, f.name.upper())
             if f.name in choices:
                 kw["choices"] = tuple(choices[f.name])
                 del kw["metavar"]
-            if f.name in (metavars or {}):
+            if f.name in metavars:
                 kw["metavar"] = metavars[f.name]
         flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
         target = group if f.name in required else parser
@@ -418,7 +419,7 @@ def scan_inputs(names: Sequence[str], what: str = "input") -> tuple[list[tuple[P
     return found, skipped
 
 
-def skipped_note(skipped: Sequence[str]) -> str:
+def skipped_note(skipped: Sequence[object]) -> str:
     """The final line's account of the damaged files left out (each was named in a warning)."""
     n = len(skipped)
     return f", {n} unreadable file{'' if n == 1 else 's'} skipped" if n else ""
@@ -434,7 +435,7 @@ def warn_skipped(path: object, why: object) -> None:
 # --- output paths -------------------------------------------------------------------------------------------
 
 
-def same_file(a: Path, b: Path | str | None) -> bool:
+def same_file(a: Path, b: str | os.PathLike | None) -> bool:
     if b is None:
         return False
     b = Path(b)
@@ -496,10 +497,14 @@ def check_output_folder(out: str | os.PathLike) -> Path:
 
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` atomically: a failed write is one line (ImageError), with no partial file."""
-    write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+
+    write_atomic(path, write)
 
 
-def write_history(rows: list[dict], path: Path, **plot: object) -> None:
+def write_history(rows: list[dict], path: Path, **plot: typing.Any) -> None:
     """The loss history as CSV, and its plot as PNG beside it (same name, .png); see plots.history_plot."""
     write_file(path, history_csv(rows))
     write_file(path.with_suffix(".png"), history_plot(rows, **plot))
@@ -557,7 +562,8 @@ class ProgressBar:
     prints alone); nothing with ``quiet``."""
 
     def __init__(self, quiet: bool, unit: str = "it") -> None:
-        self.quiet, self.unit, self.bar = quiet, unit, None
+        self.quiet, self.unit = quiet, unit
+        self.bar: typing.Any = None
 
     def update(self, done: int, total: int | None, description: str = "", postfix: str = "") -> None:
         if self.quiet:
