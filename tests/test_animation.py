@@ -110,5 +110,5 @@ def test_film_problems_are_one_line_errors(folder, capsys, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
     code, err = run(folder, capsys, "--animation", folder / "f.mp4")
-    assert code == 2 and "pip install stylist[video]" in err[0]
+    assert code == 2 and "stylist-nst[video]" in err[0]
     check_film_path(folder / "f.gif", overwrite=False)  # GIF needs no PyAV

@@ -247,3 +247,341 @@ def test_version(cli_env, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"stylist {stylist.__version__}"
+
+
+# --- the shared command-line language (in this process: no interpreter start per case) ----------------------
+
+from stylist.checkpoint import load_checkpoint  # noqa: E402
+from stylist.cli import _common as common  # noqa: E402
+from stylist.cli import build_parser, main  # noqa: E402
+from stylist.errors import NonFiniteLossError  # noqa: E402
+from stylist.manifest import read_manifest  # noqa: E402
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str]:
+    """``stylist ARGV`` in this process: (exit status, stderr)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's usage errors
+        code = int(stop.code)
+    return code, capsys.readouterr().err
+
+
+def one_error_line(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def pictures(tmp_path: Path, monkeypatch) -> Path:
+    """A folder with two small photos, a painting, and a truncated JPEG under photos/."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"p{i}.png")
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "style.png")
+    big = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "photos" / "cut.jpg", quality=95)
+    data = (tmp_path / "photos" / "cut.jpg").read_bytes()
+    (tmp_path / "photos" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["transfer", "c.png", "s.png", "-o", "o.png", "--early-stop-tol", "nan"], "--early-stop-tol"),
+        (["transfer", "c.png", "s.png", "-o", "o.png", "--style-weight", "inf"], "--style-weight"),
+        (["transfer", "c.png", "s.png", "-o", "o.png", "--style-layer-weights", "1", "inf"], "--style-layer-weights"),
+        (["arbitrary", "c.png", "--style", "s.png", "-o", "o.png", "--style-strength", "nan"], "--style-strength"),
+        (["train", "--style", "s.png", "--content", "d", "-o", "m.safetensors", "--lr", "nan"], "--lr"),
+        (["train-decoder", "--content", "d", "-o", "d.safetensors", "--style-zoom", "1", "inf"], "--style-zoom"),
+        (["study", "ratio", "--content", "c", "--style", "s", "-o", "o", "--values", "nan"], "--values"),
+    ],
+)
+def test_float_options_refuse_nan_and_inf_when_read(argv, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(argv, capsys)
+    one_error_line(code, err, flag, "finite")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, field, value",
+    [
+        (["transfer", "c", "s", "-o", "o.png", "--alpha", "2"], "content_weight", 2.0),
+        (["transfer", "c", "s", "-o", "o.png", "--beta", "3"], "style_weight", 3.0),
+        (["transfer", "c", "s", "-o", "o.png", "--style-scale", "2"], "style_scale", 2.0),
+        (["transfer", "c", "s", "-o", "o.png", "--style-size-ratio", "0.5"], "style_scale", 0.5),
+        (["transfer", "c", "s", "-o", "o.png", "--preserve-colour", "histogram"], "preserve_color", "mean-covariance"),
+        (["arbitrary", "c", "--style", "s", "-o", "o.png", "--alpha", "0.5"], "alpha", 0.5),
+        (["arbitrary", "c", "--style", "s", "-o", "o.png", "--style-strength", "0.25"], "alpha", 0.25),
+        (
+            ["arbitrary", "c", "--style", "s", "-o", "o.png", "--preserve-colour", "histogram"],
+            "preserve_color",
+            "mean-covariance",
+        ),
+        (["apply", "m", "c", "-o", "o.png", "--preserve-color", "histogram"], "preserve_color", "mean-covariance"),
+        (["train", "--style", "s", "--data", "d", "-o", "m.safetensors"], "data", "d"),
+        (["train", "--style", "s", "--content", "d", "-o", "m.safetensors"], "data", "d"),
+        (
+            ["train-decoder", "--content", "d", "-o", "d.safetensors", "--style-scale", "1", "2"],
+            "style_scale",
+            [1.0, 2.0],
+        ),
+        (
+            ["train-decoder", "--content", "d", "-o", "d.safetensors", "--content-zoom", "1", "2"],
+            "content_scale",
+            [1.0, 2.0],
+        ),
+        (["metrics", "r.png", "--content", "c", "--style", "s"], "device", "auto"),
+        (["apply", "m", "c", "-o", "o.png"], "device", "auto"),
+    ],
+)
+def test_old_spellings_are_aliases_and_options_mean_one_thing(argv, field, value):
+    assert getattr(build_parser().parse_args(argv), field) == value
+
+
+def test_hidden_aliases_stay_out_of_the_help(capsys):
+    helps = {}
+    for command in ("transfer", "arbitrary", "train", "train-decoder"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = capsys.readouterr().out
+    assert "--alpha" not in helps["transfer"] and "--style-scale" not in helps["transfer"]
+    assert "--style-size-ratio" in helps["transfer"] and "--style-strength" in helps["arbitrary"]
+    assert "--data" not in helps["train"] and "--style-zoom" in helps["train-decoder"]
+    assert helps["arbitrary"].count("histogram") == 1  # only where it says that it is the old name
+    for text in helps.values():
+        assert "None" not in text and "True]" not in text and "stylist." not in text
+        assert "exit status" in text
+
+
+def test_transfer_takes_its_inputs_as_options_too(capsys, pictures):
+    code, err = run_main(
+        [
+            "transfer",
+            "--content",
+            "photos/p0.png",
+            "--style",
+            "style.png",
+            "-o",
+            "o.png",
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "-q",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert err.strip().splitlines()[-1].startswith("wrote o.png")
+    code, err = run_main(
+        ["transfer", "photos/p0.png", "--content", "photos/p1.png", "--style", "style.png", "-o", "x.png"], capsys
+    )
+    one_error_line(code, err, "--content", "not both")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["apply", "starry-night", "photos/p0.png", "-o", "out.jgp"], ["out.jgp", ".jgp", "image format"]),
+        (["apply", "starry-night", "photos", "-o", "out.jgp"], ["out.jgp", "image format"]),
+        (["arbitrary", "photos/p0.png", "--style", "style.png", "-o", "out.jgp"], ["out.jgp", "image format"]),
+        (["arbitrary", "photos", "--style", "style.png", "-o", "res.jgp"], ["res.jgp", "image format"]),
+        (["transfer", "photos/p0.png", "style.png", "-o", "out.jgp"], ["out.jgp", "image format"]),
+        (["train", "--style", "style.png", "--content", "photos", "-o", "m.pt"], ["m.pt", ".safetensors"]),
+        (["train-decoder", "--method", "wct", "--content", "photos", "-o", "d.pt"], ["d.pt", ".safetensors"]),
+        (["export", "starry-night", "-o", "m.onx"], ["m.onx", ".onnx"]),
+        (["apply", "starry-night", "photos", "-o", "nosuch/out"], ["nosuch", "does not exist"]),
+        (["arbitrary", "photos", "--style", "style.png", "-o", "nosuch/out"], ["nosuch", "does not exist"]),
+    ],
+)
+def test_every_command_refuses_an_output_it_cannot_write(argv, words, capsys, pictures):
+    before = snapshot(pictures)
+    code, err = run_main([*argv, "--device", "cpu"] if argv[0] not in ("export",) else argv, capsys)
+    one_error_line(code, err, *words)
+    assert snapshot(pictures) == before
+
+
+def test_apply_skips_a_damaged_file_in_a_folder_counts_it_and_records_manifests(capsys, pictures):
+    code, err = run_main(["apply", "starry-night", "photos", "-o", "out", "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert any("warning" in line and "cut.jpg" in line for line in lines), err
+    assert "2 image(s)" in lines[-1] and "1 unreadable file skipped" in lines[-1], lines[-1]
+    assert sorted(p.name for p in (pictures / "out").iterdir()) == ["p0.png", "p1.png"]
+    manifest = read_manifest(pictures / "out" / "p0.png")
+    assert manifest["kind"] == "feedforward" and manifest["inputs"]["content"]["path"].endswith("p0.png")
+
+
+def test_a_damaged_file_named_on_the_command_line_is_an_error(capsys, pictures):
+    for argv in (
+        ["apply", "starry-night", "photos/cut.jpg", "photos/p0.png", "-o", "out"],
+        ["arbitrary", "photos/cut.jpg", "photos/p0.png", "--style", "style.png", "-o", "out"],
+    ):
+        before = snapshot(pictures)
+        code, err = run_main([*argv, "--device", "cpu"], capsys)
+        one_error_line(code, err, "cut.jpg")
+        assert snapshot(pictures) == before
+
+
+def test_arbitrary_skips_a_damaged_file_in_a_folder_and_records_manifests(capsys, pictures):
+    code, err = run_main(
+        [
+            "arbitrary",
+            "photos",
+            "--style",
+            "style.png",
+            "-o",
+            "out",
+            "--device",
+            "cpu",
+            "--size",
+            "32",
+            "--preserve-color",
+            "histogram",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "cut.jpg" in err and "1 unreadable file skipped" in err.strip().splitlines()[-1], err
+    manifest = read_manifest(pictures / "out" / "p1.png")
+    assert manifest["kind"] == "arbitrary" and manifest["config"]["preserve_color"] == "mean-covariance"
+    assert [Path(r["path"]).name for r in manifest["inputs"]["styles"]] == ["style.png"]
+
+
+def test_apply_mean_covariance_keeps_the_photos_colour_statistics(capsys, pictures):
+    code, err = run_main(
+        [
+            "apply",
+            "starry-night",
+            "photos/p0.png",
+            "-o",
+            "o.png",
+            "--device",
+            "cpu",
+            "--preserve-color",
+            "mean-covariance",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    photo = np.asarray(Image.open(pictures / "photos" / "p0.png"), dtype=np.float64).reshape(-1, 3)
+    out = np.asarray(Image.open(pictures / "o.png").convert("RGB"), dtype=np.float64).reshape(-1, 3)
+    assert np.abs(photo.mean(0) - out.mean(0)).max() < 4  # 8-bit rounding and clamping aside
+
+
+def test_apply_has_max_pixels(capsys, pictures):
+    code, err = run_main(["apply", "starry-night", "photos/p0.png", "-o", "o.png", "--max-pixels", "100"], capsys)
+    one_error_line(code, err, "p0.png")
+    assert not (pictures / "o.png").exists()
+
+
+def test_a_resumed_transfer_checkpoints_as_the_original_run(capsys, pictures, monkeypatch):
+    base = [
+        "transfer",
+        "photos/p0.png",
+        "style.png",
+        "-o",
+        "o.png",
+        "--size",
+        "32",
+        "--device",
+        "cpu",
+        "-q",
+        "--no-multiscale",
+        "--early-stop-patience",
+        "0",
+    ]
+    code, err = run_main([*base, "--iterations", "2", "--checkpoint-every", "1"], capsys)
+    assert code == 0, err
+    assert load_checkpoint("o.png.ckpt")["cli"]["checkpoint_every"] == 1
+    import stylist.cli.transfer as transfer
+
+    saved_at = []
+    real = transfer.save_checkpoint
+    monkeypatch.setattr(
+        transfer, "save_checkpoint", lambda path, state: (saved_at.append(state["run"]["step"]), real(path, state))
+    )
+    code, err = run_main([*base, "--iterations", "4", "--resume", "o.png.ckpt", "--overwrite"], capsys)
+    assert code == 0, err
+    assert saved_at[:2] == [3, 4], saved_at  # every iteration, as the original run, without --checkpoint-every
+
+
+def test_cadence_is_the_given_else_the_recorded_else_the_default():
+    args = build_parser().parse_args(["train", "--style", "s", "--content", "d", "-o", "m.safetensors"])
+    defaults = {"checkpoint_every": 500, "preview_every": 500}
+    assert common.cadence(args, None, defaults) == defaults
+    assert common.cadence(args, {"checkpoint_every": 7, "preview_every": 0}, defaults) == {
+        "checkpoint_every": 7,
+        "preview_every": 0,
+    }
+    args = build_parser().parse_args(
+        ["train", "--style", "s", "--content", "d", "-o", "m.safetensors", "--preview-every", "3"]
+    )
+    assert common.cadence(args, {"checkpoint_every": 7, "preview_every": 0}, defaults)["preview_every"] == 3
+
+
+def test_every_stylist_error_kind_exits_2_in_one_line(capsys):
+    def fails(args):
+        raise NonFiniteLossError("the loss became NaN at iteration 3; lower --lr")
+
+    assert common.run_command(fails, None) == 2
+    err = capsys.readouterr().err
+    assert err == "stylist: error: the loss became NaN at iteration 3; lower --lr\n"
+
+
+def test_a_failed_write_of_the_history_is_one_error_and_no_file(tmp_path):
+    target = tmp_path / "gone" / "h.csv"
+    with pytest.raises(stylist.errors.StylistError, match="h.csv: cannot write"):
+        common.write_history([{"step": 1, "total": 1.0}], target)
+    assert not (tmp_path / "gone").exists()
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    try:
+        if os.access(tmp_path / "ro", os.W_OK):  # root writes anywhere: nothing to test this way
+            return
+        with pytest.raises(stylist.errors.StylistError, match="cannot write"):
+            common.write_history([{"step": 1, "total": 1.0}], tmp_path / "ro" / "h.csv")
+        assert list((tmp_path / "ro").iterdir()) == []
+    finally:
+        os.chmod(tmp_path / "ro", 0o700)
+
+
+def test_install_hints_name_the_published_distribution():
+    assert common.install_hint("web").startswith('pip install "stylist-nst[web]"')
+
+
+def test_another_librarys_error_is_never_cut_mid_word():
+    from stylist.errors import first_line
+
+    long = ValueError("unpickling failed because the archive " * 20 + "\nsecond line")
+    line = first_line(long)
+    assert line.endswith(" ...") and len(line) <= 164
+    assert long.args[0].startswith(line[: -len(" ...")] + " ")  # whole words, then the ellipsis
+    assert first_line(ValueError("short\nmore")) == "short"
+    assert first_line(KeyError()) == "KeyError"
+
+
+def test_apply_refuses_an_image_name_for_several_results(capsys, pictures):
+    code, err = run_main(["apply", "starry-night", "photos", "-o", "out.png", "--device", "cpu"], capsys)
+    one_error_line(code, err, "out.png", "folder")
+    assert not (pictures / "out.png").exists()
+
+
+def test_a_file_the_system_refuses_is_one_line_exit_2(capsys, tmp_path):
+    def writes_nowhere(args):
+        (tmp_path / "no" / "such" / "folder.csv").write_text("x")
+
+    assert common.run_command(writes_nowhere, None) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylist: error: ") and "folder.csv" in err[0], err

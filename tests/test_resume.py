@@ -138,7 +138,7 @@ def folder(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
 
 def run(capsys, monkeypatch, *args: object, signal_at: int | None = None) -> tuple[int, list[str]]:
     """``stylist transfer ARGS`` in this process; ``signal_at``: SIGTERM to ourselves at that step."""
-    real = cli.stylize
+    real = cli.transfer.stylize
 
     def stylize_signalled(content, styles, cfg, callback, **kw):
         def on_step(p):
@@ -150,7 +150,7 @@ def run(capsys, monkeypatch, *args: object, signal_at: int | None = None) -> tup
 
     capsys.readouterr()
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "stylize", stylize_signalled)
+        patch.setattr(cli.transfer, "stylize", stylize_signalled)
         code = cli.main(["transfer", *map(str, args)])
     err = capsys.readouterr().err
     assert "Traceback" not in err

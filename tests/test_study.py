@@ -165,7 +165,7 @@ def test_bad_input_is_one_line_exit_2(args, words, tmp_path, content_path, style
 
 
 def test_set_options_take_their_fields_types():
-    from stylist.cli_study import parse_set
+    from stylist.cli.study import parse_set
 
     given = parse_set(
         [
@@ -185,3 +185,16 @@ def test_set_options_take_their_fields_types():
         "tv_weight": 2.5,
         "min_scale_size": 64,
     }
+
+
+@pytest.mark.parametrize("option", ["--model", "--decoder"])
+def test_a_named_model_or_decoder_that_is_wrong_is_an_error_not_a_skip(
+    option, tmp_path, content_path, style_path, capsys
+):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a model at all" * 10)
+    argv = ["study", "methods", "--content", str(content_path), "--style", str(style_path), "-o", str(tmp_path / "out")]
+    assert main([*argv, option, str(garbage), "--size", "32", "--iterations", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "garbage.safetensors" in err, err
+    assert not (tmp_path / "out").exists()

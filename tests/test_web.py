@@ -55,11 +55,13 @@ def test_web_without_gradio_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
     assert cli.main(["web"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ['stylist: error: the web app needs Gradio: pip install "stylist[web]"']
+    assert err == [
+        'stylist: error: the web app needs Gradio: pip install "stylist-nst[web]" (from a clone: pip install -e ".[web]")'
+    ]
 
 
 def test_web_limits_are_checked(capsys):
-    pytest.importorskip("gradio", reason="the web app needs gradio (pip install stylist[web])")
+    pytest.importorskip("gradio", reason='the web app needs gradio (pip install -e ".[web]")')
     assert cli.main(["web", "--max-size", "32"]) == 2
     assert "--max-size must be at least 64" in capsys.readouterr().err
     assert cli.main(["web", "--port", "99999"]) == 2
@@ -81,7 +83,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server():
-    pytest.importorskip("gradio", reason="the web app needs gradio (pip install stylist[web])")
+    pytest.importorskip("gradio", reason='the web app needs gradio (pip install -e ".[web]")')
     from stylist.web import start, stop_server
     from stylist.web_limits import WebLimits
 

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .color import COLOR_MODES, prepare_colors, with_chroma
-from .errors import ConfigError, StylistError
+from .errors import ConfigError, StylistError, first_line
 from .image import ImageLike, load_tensor, resize_long_side
 from .losses import layer_mask, mean_std
 from .masks import load_masks
@@ -334,7 +334,7 @@ def _load_cached(method: str, path: str | None) -> Decoder | WCTDecoders:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
-        raise StylistError(f"{file}: not a decoder file ({str(err).splitlines()[0][:80]})") from None
+        raise StylistError(f"{file}: not a decoder file ({first_line(err)})") from None
     if meta.get("format") != FORMAT:
         raise StylistError(f"{file}: not a Stylist decoder file (no '{FORMAT}' metadata)")
     if meta.get("method") != method:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import StylistError
+from .errors import StylistError, first_line
 
 FORMAT = "stylist-checkpoint"
 VERSION = 1
@@ -62,7 +62,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a file that is not its own
-        first = str(err).strip().splitlines()[0][:100] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise StylistError(f"{path}: not a Stylist checkpoint, or a damaged one ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StylistError(f"{path}: not a Stylist checkpoint")

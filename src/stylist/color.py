@@ -6,15 +6,29 @@ Factors in Neural Style Transfer*, CVPR 2017), as pure functions of RGB tensors 
                the photo's mean and standard deviation, both are made grey (Y in all three
                channels, as the network needs three), and the result's Y is recombined with
                the photo's chroma (I and Q of YIQ). The result's chroma is the photo's.
-``histogram``  the painting is recoloured so that its RGB mean and covariance equal the
-               photo's, then the ordinary transfer runs on it.
+``mean-covariance``  the painting is recoloured so that its RGB mean and covariance equal the
+               photo's (a linear colour transfer, Gatys et al. 2017 section 5.1), then the
+               ordinary transfer runs on it. Only the first two moments are matched: this is
+               not histogram matching, though the paper and Stylist's first versions called it
+               so; ``histogram`` stays accepted as its old name.
 """
 
 from __future__ import annotations
 
 import torch
 
-COLOR_MODES = ("none", "luminance", "histogram")
+# The modes as users choose them.
+COLOR_CHOICES = ("none", "luminance", "mean-covariance")
+# Old spellings still accepted (manifests and checkpoints written before the rename carry them).
+COLOR_ALIASES = {"histogram": "mean-covariance"}
+# Every value a config accepts.
+COLOR_MODES = (*COLOR_CHOICES, *COLOR_ALIASES)
+
+
+def canonical_color(mode: str) -> str:
+    """``mode`` under its current name (``histogram`` -> ``mean-covariance``)."""
+    return COLOR_ALIASES.get(mode, mode)
+
 
 # NTSC YIQ (FCC 1953 coefficients); the inverse is computed rather than typed in, so the
 # round trip is exact to float precision.
@@ -99,6 +113,6 @@ def prepare_colors(
     if mode == "luminance":
         y = luminance(content)
         return grey(y), [grey(match_luminance(luminance(s), y)) for s in styles]
-    if mode == "histogram":
+    if canonical_color(mode) == "mean-covariance":
         return content, [match_color(s, content) for s in styles]
     return content, styles

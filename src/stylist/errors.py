@@ -27,5 +27,17 @@ class NonFiniteLossError(StylistError):
     """The loss became NaN or infinite during optimisation."""
 
 
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of another library's error, for a one-line message: whole words only (a
+    longer line ends at the last word that fits, then "..."), or the error's type name if it has
+    no text."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0].rstrip(" ,;:(")
+    return f"{cut} ..."
+
+
 class StylistWarning(UserWarning):
     """Something the user should know but that does not stop the run (the CLI prints it on one line)."""

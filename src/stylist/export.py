@@ -4,7 +4,7 @@ The exported graph is the network's core, which needs sides divisible by 4; batc
 and width are dynamic. The reflection padding to a multiple of 4 and the crop back happen
 in NumPy around the ONNX session (:class:`OnnxStyleModel`), so inference makes no PyTorch
 call. Export needs ``onnx`` and ``onnxscript``, inference ``onnxruntime``:
-``pip install stylist[onnx]``.
+``pip install "stylist-nst[onnx]"``, or ``pip install -e ".[onnx]"`` in a clone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import StylistError
+from .errors import StylistError, first_line
 from .feedforward import MULTIPLE, StyleModel, TransformerNet
 from .image import write_atomic
 
@@ -31,7 +31,9 @@ ONNX_FORMAT = "stylist-feedforward-onnx"
 def need(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise StylistError(f"this needs {', '.join(missing)}, which is not installed: pip install stylist[onnx]")
+        raise StylistError(
+            f'this needs {", ".join(missing)}, which is not installed: pip install "stylist-nst[onnx]" (from a clone: pip install -e ".[onnx]")'
+        )
 
 
 class _Core(torch.nn.Module):
@@ -122,9 +124,7 @@ class OnnxStyleModel:
         try:
             self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own kinds for a foreign or damaged file
-            raise StylistError(
-                f"{self.path}: not an ONNX model onnxruntime can load ({str(err).splitlines()[0][:80]})"
-            ) from None
+            raise StylistError(f"{self.path}: not an ONNX model onnxruntime can load ({first_line(err)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if self.metadata.get("format") != ONNX_FORMAT:
             raise StylistError(f"{self.path}: not an ONNX file exported by stylist export")

@@ -37,7 +37,7 @@ from torch import nn
 
 from . import __version__
 from .color import luminance, with_chroma
-from .errors import ConfigError, StylistError
+from .errors import ConfigError, StylistError, first_line
 from .image import ImageLike, load_tensor, resize_long_side, to_pil, write_atomic
 from .losses import content_loss, gram, style_layer_loss, tv_loss
 from .optimize import resolve_device
@@ -588,9 +588,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises several kinds for a foreign file
-        raise StylistError(
-            f"{path}: not a Stylist model file ({str(err).splitlines()[0][:80] if str(err) else type(err).__name__})"
-        ) from None
+        raise StylistError(f"{path}: not a Stylist model file ({first_line(err)})") from None
     return meta
 
 

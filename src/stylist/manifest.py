@@ -39,7 +39,9 @@ VERSION = 1
 EXIF_IFD, USER_COMMENT = 0x8769, 0x9286
 ASCII_PREFIX = b"ASCII\0\0\0"  # UserComment's character-code header
 # Distributions whose versions decide the pixels, and the names they go by in a manifest.
-PACKAGES = {"stylist": "stylist", "torch": "torch", "numpy": "numpy", "pillow": "pillow"}
+# Distribution names; Stylist's own version is the one imported (its PyPI name is stylist-nst, and an
+# unrelated "stylist" distribution may be installed beside it).
+PACKAGES = {"torch": "torch", "numpy": "numpy", "pillow": "pillow"}
 
 
 def sidecar_path(output: str | os.PathLike) -> Path:
@@ -75,7 +77,9 @@ def weights_record(source: str, sha256: str) -> dict:
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    from . import __version__
+
+    found = {"python": platform.python_version(), "stylist": __version__}
     for name, dist in PACKAGES.items():
         try:
             found[name] = metadata.version(dist)

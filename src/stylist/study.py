@@ -35,6 +35,7 @@ from .feedforward import builtin_models, load_model
 from .image import fit_size, load_tensor, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .metrics import MetricsConfig, PeakMemory, Scorer
 from .optimize import Progress, TransferConfig, resolve_device, resolve_precision, stylize
+from .plots import png_bytes, pyplot, runs_plot
 from .weights import SOURCES, sha256_file
 
 # Content reconstructions (Gatys et al. 2016, Figure 1): the paper's convN_2 is taken after its
@@ -386,6 +387,7 @@ def run_study(
     cfg.validate()
     content, style, folder = Path(content), Path(style), Path(folder)
     plan = make_plan(name, cfg, style, base)
+    check_named_inputs(cfg)
     content_t, style_t = load_tensor(content, "content"), load_tensor(style, "style")
     device = resolve_device(cfg.device)
     _make_folder(folder / "cells")
@@ -404,6 +406,17 @@ def run_study(
         plan, results, folder, content_t, style_t, final_hw, cfg, base or {}, inputs, command, str(device), seconds
     )
     return StudyResult(name, folder, results, files, seconds, str(device))
+
+
+def check_named_inputs(cfg: StudyConfig) -> None:
+    """Load the model and decoder the options name, if any: a named input that is wrong is an
+    error (StylistError, one line) before any work, not a cell skipped in the report."""
+    if cfg.model is not None:
+        load_model(cfg.model, "cpu")
+    if cfg.decoder is not None:
+        from .arbitrary import load_decoder
+
+        load_decoder("adain", cfg.decoder, "cpu")
 
 
 def _make_folder(path: Path) -> None:
@@ -594,7 +607,7 @@ def radial_profile(image: torch.Tensor, bins: int = 32) -> tuple[list[float], li
 
 def spectra_figure(plan: Plan, results: list[CellResult], content: torch.Tensor, final_hw: tuple[int, int]) -> bytes:
     """The radially averaged amplitude spectrum of each result and of the photo (PNG)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.plot(*radial_profile(resize_long_side(content, max(final_hw))), color="black", linestyle="--", label="photo")
     for r in results:
@@ -606,23 +619,7 @@ def spectra_figure(plan: Plan, results: list[CellResult], content: torch.Tensor,
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _png_bytes(fig)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    _plt().close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def _seconds(value: float | None) -> str:
@@ -635,7 +632,7 @@ def grid_figure(
     plan: Plan, results: list[CellResult], content: torch.Tensor, style: torch.Tensor, final_hw: tuple[int, int]
 ) -> bytes:
     """The results in labelled rows and columns (PNG), the photo and painting first."""
-    plt = _plt()
+    plt = pyplot()
     rows = list(dict.fromkeys(r.cell.row for r in results))
     inputs = [("photo", resize_long_side(content, max(final_hw))), ("painting", resize_long_side(style, max(final_hw)))]
     # Each line: (row label, [(title, kind, image, caption)]), kind = image | spectrum | skipped | blank.
@@ -686,7 +683,7 @@ def grid_figure(
                 ax.set_ylabel(label, fontsize=10)
     fig.suptitle(f"{plan.title} ({w}x{h} px)", fontsize=12)
     fig.tight_layout()
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def _caption(r: CellResult) -> str:
@@ -700,22 +697,9 @@ def loss_figure(plan: Plan, results: list[CellResult]) -> bytes | None:
     runs = [r for r in results if r.history]
     if not runs:
         return None
-    plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    for r in runs:
-        label = r.cell.col if len({x.cell.row for x in runs}) == 1 else f"{r.cell.row}: {r.cell.col}"
-        total = [row["total"] for row in r.history]
-        a.plot([row["step"] for row in r.history], total, label=label, linewidth=1.2)
-        b.plot([row["seconds"] for row in r.history], total, label=label, linewidth=1.2)
-    for ax, xlabel in ((a, "iteration"), (b, "seconds")):
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("total weighted loss")
-        ax.grid(True, which="both", alpha=0.3)
-    a.legend(fontsize=7)
-    fig.suptitle(f"{plan.title}: loss (each cell's own objective)")
-    fig.tight_layout()
-    return _png_bytes(fig)
+    several_rows = len({x.cell.row for x in runs}) > 1
+    labelled = [(f"{r.cell.row}: {r.cell.col}" if several_rows else r.cell.col, r.history) for r in runs]
+    return runs_plot(labelled, f"{plan.title}: loss (each cell's own objective)")
 
 
 METRIC_COLUMNS = (

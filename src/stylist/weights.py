@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
+from .errors import WeightsError, first_line
 
 # Conv layers per block: VGG-16 has 2-2-3-3-3, VGG-19 has 2-2-4-4-4.
 ARCH_BLOCKS: dict[str, tuple[int, ...]] = {
@@ -257,9 +257,9 @@ def _read_any(path: Path) -> dict[str, torch.Tensor]:
             return _read_safetensors(path)
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise WeightsError(
-            f"{path}: cannot read weights ({first[:120]}); expected a safetensors file or a torch state dict"
+            f"{path}: cannot read weights ({first}); expected a safetensors file or a torch state dict"
         ) from None
     if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
         raw = raw["state_dict"]

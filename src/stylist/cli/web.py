@@ -11,15 +11,14 @@ import importlib.util
 import sys
 from dataclasses import fields
 
-from .errors import StylistError
-from .web_limits import WebLimits
+from ..errors import StylistError
+from ..web_limits import WebLimits
+from ._common import add_config_arguments, install_hint, whole_number
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_config_arguments
-
     w = sub.add_parser(
         "web",
         help="a local web app: stylise in the browser with live progress",
@@ -28,19 +27,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     w.add_argument(
         "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in [default: 127.0.0.1]"
     )
-    w.add_argument("--port", type=int, default=7860, help="port [default: 7860]")
+    w.add_argument("--port", type=whole_number, default=7860, help="port [default: 7860]")
     add_config_arguments(w, WebLimits)
     w.set_defaults(run=cmd_web)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("gradio") is None:
-        raise StylistError('the web app needs Gradio: pip install "stylist[web]"')
+        raise StylistError(f"the web app needs Gradio: {install_hint('web')}")
     limits = WebLimits(**{f.name: getattr(args, f.name) for f in fields(WebLimits) if hasattr(args, f.name)})
     limits.validate()
     if not 1 <= args.port <= 65535:
         raise StylistError(f"--port must be between 1 and 65535; got {args.port}")
-    from .web import start, stop_server
+    from ..web import start, stop_server
 
     try:
         demo, url, root = start(args.host, args.port, limits)

@@ -14,49 +14,76 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from .errors import ConfigError, StylistError
-from .image import load_tensor
-from .manifest import read_manifest
-from .metrics import METRIC_NAMES, MetricsConfig, measure
-from .optimize import TransferConfig
-from .study import STUDIES, StudyConfig, StudyProgress, make_plan, run_study
+from ..errors import ConfigError, StylistError
+from ..image import load_tensor
+from ..manifest import read_manifest
+from ..metrics import METRIC_NAMES, MetricsConfig, measure
+from ..optimize import TransferConfig
+from ..study import STUDIES, StudyConfig, StudyProgress, check_named_inputs, make_plan, run_study
+from ._common import (
+    ProgressBar,
+    add_config_arguments,
+    add_device,
+    add_output,
+    add_quiet,
+    check_output_folder,
+    final_line,
+    given_fields,
+    required_group,
+)
+
+STUDY_HELPS = {
+    "size": "long side of every result, px [default: 256]",
+    "model": "methods study: a feed-forward model (a built-in style name or a file) [default: the built-in style "
+    "named like the painting]",
+    "decoder": "methods study: an AdaIN decoder file [default: the decoder shipped with Stylist]",
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_config_arguments
-
     s = sub.add_parser(
         "study",
         help="run a classic experiment (a sweep) with figures, metrics and a report",
-        description=f"Run one classic experiment on a photo and a painting: {', '.join(STUDIES)}. "
-        "Writes every image, a grid figure, loss plots, metrics.csv and report.html into DIR; a re-run skips finished cells.",
+        description=f"Run one classic experiment on a photo and a painting: {', '.join(STUDIES)}.\n"
+        "Writes every image, a grid figure, loss plots, metrics.csv and report.html into DIR; a re-run skips "
+        "finished cells.\n\n  stylist study ratio --content photo.jpg --style painting.jpg -o study/",
     )
     s.add_argument("name", metavar="NAME", help=f"the study: {', '.join(STUDIES)}")
-    s.add_argument("--content", required=True, metavar="C", help="the photograph")
-    s.add_argument("--style", required=True, metavar="S", help="the painting")
-    s.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder (created if missing)")
+    required = required_group(s)
+    required.add_argument("--content", required=True, metavar="CONTENT", help="the photograph")
+    required.add_argument("--style", required=True, metavar="STYLE", help="the painting")
+    add_output(s, "DIR", "the output folder (created if its parent exists)")
     s.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a stylist transfer option for every cell, e.g. --set init=noise --set style_layers=relu1_1,relu2_1 (the swept option wins)",
+        help="a stylist transfer option for every cell, named without its leading dashes, e.g. --set init=noise "
+        "--set style-layers=relu1_1,relu2_1 (the swept option wins)",
     )
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_config_arguments(s, StudyConfig)
+    add_quiet(s)
+    add_config_arguments(
+        s,
+        StudyConfig,
+        {"precision": ("auto", "fp32", "bf16")},
+        helps=STUDY_HELPS,
+        metavars={"model": "NAME", "decoder": "FILE", "values": "X"},
+    )
     s.set_defaults(run=cmd_study)
 
     m = sub.add_parser(
         "metrics",
         help="measure a result against its photo and painting",
         description="Distances of RESULT to the photo (VGG content features, SSIM of luminance) and to the painting "
-        "(Gram and mean/std of VGG features, colour histograms). No single number judges style transfer: see docs/studies.md.",
+        "(Gram and mean/std of VGG features, colour histograms). No single number judges style transfer: see "
+        "docs/studies.md.\n\n  stylist metrics out.png --content photo.jpg --style painting.jpg",
     )
     m.add_argument("result", metavar="RESULT", help="the stylised image")
-    m.add_argument("--content", required=True, metavar="C", help="the photograph")
-    m.add_argument("--style", required=True, metavar="S", help="the painting")
-    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    m.add_argument("--device", default="cpu", help="cpu, cuda, auto ... [default: cpu]")
+    required = required_group(m)
+    required.add_argument("--content", required=True, metavar="CONTENT", help="the photograph")
+    required.add_argument("--style", required=True, metavar="STYLE", help="the painting")
+    m.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+    add_device(m)
     m.set_defaults(run=cmd_metrics)
 
 
@@ -95,45 +122,33 @@ def _convert(text: str, kind: object, item: str) -> object:
 
 
 class _SweepBar:
-    """One tqdm bar over the iterations of every cell; finished and skipped cells jump ahead."""
+    """One progress bar over the iterations of every cell; finished and skipped cells jump ahead."""
 
     def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet, self.bar, self.done = total, quiet, None, 0
+        self.total, self.bar, self.done = total, ProgressBar(quiet), 0
 
     def __call__(self, p: StudyProgress) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.total, unit="it", dynamic_ncols=True, file=sys.stderr)
-        self.bar.set_description(f"cell {p.index + 1}/{p.cells} {p.label}")
+        where = f"cell {p.index + 1}/{p.cells} {p.label}"
         if p.event == "step":
-            self.bar.update(self.done + min(p.step, p.steps) - self.bar.n)
+            self.bar.update(self.done + min(p.step, p.steps), self.total, where)
         elif p.event in ("done", "cached", "skipped"):
             self.done += p.steps
-            self.bar.update(self.done - self.bar.n)
-            if p.event != "done":
-                self.bar.set_postfix_str(p.event)
+            self.bar.update(self.done, self.total, where, "" if p.event == "done" else p.event)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    given = {f.name: getattr(args, f.name) for f in fields(StudyConfig) if hasattr(args, f.name)}
-    if isinstance(given.get("values"), list):
-        given["values"] = tuple(given["values"])
+    given = given_fields(args, StudyConfig)
     cfg = StudyConfig(**given)
     cfg.validate()
     base = parse_set(args.set)
     plan = make_plan(args.name, cfg, Path(args.style), base)  # an unknown study: one line, before any work
     for path, what in ((args.content, "content"), (args.style, "style")):
         load_tensor(path, what)  # a missing or unreadable input: one line, before any folder is made
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise StylistError(f"{out}: exists and is not a folder; give a folder for the study's files")
+    check_named_inputs(cfg)  # a named model or decoder that is wrong: an error, not a skipped cell
+    out = check_output_folder(args.output)
     bar = _SweepBar(sum(c.steps for c in plan.cells), args.quiet)
     command = _command(args, given)
     try:
@@ -144,10 +159,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     for c in result.cells:
         if c.status == "skipped":
             print(f"stylist: note: skipped {c.cell.col}: {c.note}", file=sys.stderr)
-    print(
-        f"wrote {out / 'report.html'} ({len(result.cells)} cells: {counts['done']} computed, {counts['cached']} loaded, "
-        f"{counts['skipped']} skipped; {result.seconds:.1f} s on {result.device})",
-        file=sys.stderr,
+    final_line(
+        f"wrote {out / 'report.html'} ({len(result.cells)} cells: {counts['done']} computed, {counts['cached']} "
+        f"loaded, {counts['skipped']} skipped; {result.seconds:.1f} s on {result.device})"
     )
     return 0
 
