@@ -13,6 +13,7 @@ import importlib.util
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,8 @@ class Film:
     """A film being recorded to ``path`` (.gif or .mp4) at ``size`` (H, W); ``close()`` writes it."""
 
     def __init__(self, path: str | os.PathLike, size: tuple[int, int], fps: int = FPS) -> None:
-        self.path, self.size, self.fps = Path(path), tuple(size), fps
+        self.path, self.fps = Path(path), fps
+        self.size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.frames = 0
         self.last_step: int | None = None  # the run step of the latest frame
         fd, self.tmp = tempfile.mkstemp(
@@ -111,7 +113,8 @@ class _Mp4:
         self.h, self.w = size[0] + size[0] % 2, size[1] + size[1] % 2
         self.container = av.open(target, mode="w", format="mp4")
         codec = _encoder()
-        self.stream = self.container.add_stream(codec, rate=fps)
+        # A video stream (PyAV's add_stream is typed for every kind of stream).
+        self.stream: Any = self.container.add_stream(codec, rate=fps)
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.w, self.h, "yuv420p"
         if codec == "libx264":
             self.stream.options = {"crf": "18"}  # x264's "visually lossless" (its default, 23, smears fine strokes)

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -590,11 +591,13 @@ class App:
         start = time.perf_counter()
         try:
             if s.method == FEEDFORWARD:
+                assert s.model is not None  # the settings check asks for a model with this method
                 model = cached_model(s.model)
                 image = model(photo, size=s.size, preserve_color=s.colour)
                 image, options = to_pil(image), {"model": s.model, "size": s.size, "preserve_color": s.colour}
                 kind, device = "apply", str(model.device)
             else:
+                assert painting is not None  # the settings check asks for a painting with this method
                 method = next(m for m, label in ARBITRARY.items() if label == s.method)
                 cfg = ArbitraryConfig(method=method, alpha=s.alpha, size=s.size, preserve_color=s.colour)
                 image, options, kind, device = (
@@ -735,7 +738,8 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
         )
         table = gr.Dataframe(label="Settings", interactive=False, elem_id="compare-table")
         wire(app, limits, session, inputs, [result, status, plot, files, gallery, table])
-    demo.stylist_app = app  # type: ignore[attr-defined]  (start() runs its sweeper, stop_server() ends it)
+    # start() runs the app's sweeper and stop_server() ends it, so the Blocks carry the app.
+    demo.stylist_app = app  # type: ignore[attr-defined]
     return demo
 
 
@@ -863,7 +867,7 @@ def method_view(method: str) -> tuple:
 
 def wire(app: App, limits: WebLimits, session: gr.State, ui: Inputs, outputs: list) -> None:
     """The events. Light ones run outside the run queue's limit, so they answer while runs go on."""
-    light = {"concurrency_limit": None, "concurrency_id": "light", "show_progress": "hidden"}
+    light: dict[str, Any] = {"concurrency_limit": None, "concurrency_id": "light", "show_progress": "hidden"}
     for upload, view, examples, kind in (
         (ui.content, ui.content_view, ui.content_examples, "content"),
         (ui.style, ui.style_view, ui.style_examples, "style"),
