@@ -378,6 +378,16 @@ class _TrainWriter:
 
         save_checkpoint(self.paths["checkpoint"], {**state, "history": self.history})
 
+    def _saved_state(self, result) -> str:
+        ckpt = self.paths["checkpoint"]
+        try:
+            self._save_checkpoint(result.checkpoint())
+            return f"the trained state is saved in {ckpt}: free space, then stylist train-decoder --resume {ckpt}"
+        except StylistError:
+            if ckpt.exists():
+                return f"the last checkpoint is {ckpt}: free space, then stylist train-decoder --resume {ckpt}"
+            return "no checkpoint could be saved either"
+
     def _preview(self, p) -> None:
         from .image import save_image
 
@@ -387,7 +397,10 @@ class _TrainWriter:
 
     def finish(self, result) -> None:
         self.close()
-        write_decoder(result, self.cfg, self.paths["decoder"], self.history)
+        try:
+            write_decoder(result, self.cfg, self.paths["decoder"], self.history)
+        except StylistError as err:  # issue 19: a decoder that cannot be written must not lose the training
+            raise StylistError(f"{err}; {self._saved_state(result)}") from None
         if self.args.checkpoint_every:
             self._save_checkpoint(result.checkpoint())
         if self.history:

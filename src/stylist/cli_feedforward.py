@@ -220,7 +220,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if is_main():
-        save_model(result, out, half=args.half)
+        try:
+            save_model(result, out, half=args.half)
+        except StylistError as err:  # issue 19: a model that cannot be written must not lose the training
+            raise StylistError(f"{err}; {_saved_state(ckpt, result.state)}") from None
         if args.preview_every:  # the last preview and the whole loss curve, however the run ended
 
             def final(photo: torch.Tensor) -> torch.Tensor:
@@ -394,6 +397,17 @@ def cmd_apply(args: argparse.Namespace) -> int:
     where = targets[0] if len(targets) == 1 else out
     print(f"wrote {len(targets)} image(s) to {where} with {model.name}", file=sys.stderr)
     return 0
+
+
+def _saved_state(ckpt: Path, state: dict) -> str:
+    """Where the training survives a model that could not be written (issue 19, failed writes)."""
+    try:
+        save_checkpoint(ckpt, state)
+        return f"the trained state is saved in {ckpt}: free space, then stylist train --resume {ckpt} -o MODEL"
+    except StylistError:
+        if ckpt.exists():
+            return f"the last checkpoint is {ckpt}: free space, then stylist train --resume {ckpt} -o MODEL"
+        return "no checkpoint could be saved either"
 
 
 def _apply_bar(total: int):
