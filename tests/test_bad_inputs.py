@@ -428,7 +428,7 @@ FULL_DISK = {
 }
 
 CHILD = r"""
-import contextlib, io, json, os, resource, signal, sys
+import contextlib, io, json, os, resource, signal, sys, time
 from stylist.cli import main
 from stylist.vgg import VGGFeatures
 VGGFeatures(["relu5_1"])  # the dequantised weights cached before the limit (a cache write would fail too)
@@ -439,7 +439,7 @@ hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
 for name, (folder, argv, limit) in cases.items():
     os.chdir(folder)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    err = io.StringIO()
+    err, t0 = io.StringIO(), time.perf_counter()
     with contextlib.redirect_stderr(err):
         try:
             rc = main(argv)
@@ -449,7 +449,7 @@ for name, (folder, argv, limit) in cases.items():
             import traceback
             traceback.print_exc(file=err)
             rc = 1
-    out[name] = {"rc": rc, "stderr": err.getvalue()}
+    out[name] = {"rc": rc, "stderr": err.getvalue(), "seconds": round(time.perf_counter() - t0, 1)}
 print(json.dumps(out))
 """
 
@@ -483,10 +483,28 @@ def test_full_disk(name: str, full_disk) -> None:
     assert FULL_DISK[name].names in line, line  # names the file it could not write
 
 
-def test_training_whose_model_cannot_be_written_says_where_its_state_is(full_disk) -> None:
+def test_training_on_a_full_disk_says_nothing_could_be_saved(full_disk) -> None:
     _, _, _, stderr = full_disk["train-model"]
-    line = error_lines(stderr)[0]
-    assert "checkpoint" in line, line
+    assert error_lines(stderr)[0].endswith("; no checkpoint could be saved either"), stderr
+
+
+@pytest.mark.parametrize("command", ["train", "train-decoder"])
+def test_training_whose_model_cannot_be_written_says_where_its_state_is(command, case_dir: Path, capsys) -> None:
+    """The model's write fails for real (its temporary name, 14 characters longer, is over the
+    255 a file name may have: ENAMETOOLONG) while the checkpoint's succeeds."""
+    name = "m" * 235 + ".safetensors"
+    argv = (train if command == "train" else train_decoder)("--checkpoint", "state.ckpt", out=name)
+    rc = run_cli(argv)
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "File name too long" in lines[0], lines[0]
+    tail = {
+        "train": "write it with stylist train --resume state.ckpt -o MODEL",
+        "train-decoder": "carry on from it with stylist train-decoder --resume state.ckpt --steps MORE",
+    }[command]
+    assert lines[0].endswith(f"the trained state is saved in state.ckpt: {tail}"), lines[0]
+    assert (case_dir / "state.ckpt").stat().st_size > 0 and not (case_dir / name).exists()
+    assert not [p.name for p in case_dir.iterdir() if p.name.endswith(".tmp")]
 
 
 # --- the atomic writer itself ---------------------------------------------------------------------------------

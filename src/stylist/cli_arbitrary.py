@@ -382,10 +382,10 @@ class _TrainWriter:
         ckpt = self.paths["checkpoint"]
         try:
             self._save_checkpoint(result.checkpoint())
-            return f"the trained state is saved in {ckpt}: free space, then stylist train-decoder --resume {ckpt}"
+            return f"the trained state is saved in {ckpt}: carry on from it with stylist train-decoder --resume {ckpt} --steps MORE"
         except StylistError:
             if ckpt.exists():
-                return f"the last checkpoint is {ckpt}: free space, then stylist train-decoder --resume {ckpt}"
+                return f"the last checkpoint is {ckpt}: carry on from it with stylist train-decoder --resume {ckpt} --steps MORE"
             return "no checkpoint could be saved either"
 
     def _preview(self, p) -> None:

@@ -403,10 +403,10 @@ def _saved_state(ckpt: Path, state: dict) -> str:
     """Where the training survives a model that could not be written (issue 19, failed writes)."""
     try:
         save_checkpoint(ckpt, state)
-        return f"the trained state is saved in {ckpt}: free space, then stylist train --resume {ckpt} -o MODEL"
+        return f"the trained state is saved in {ckpt}: write it with stylist train --resume {ckpt} -o MODEL"
     except StylistError:
         if ckpt.exists():
-            return f"the last checkpoint is {ckpt}: free space, then stylist train --resume {ckpt} -o MODEL"
+            return f"the last checkpoint is {ckpt}: carry on with stylist train --resume {ckpt} -o MODEL"
         return "no checkpoint could be saved either"
 
 
