@@ -63,6 +63,10 @@ def make_inputs(folder: Path) -> None:
     paintings.mkdir()
     for i in range(2):
         _noise(40, 40, 20 + i).save(paintings / f"s{i}.png")
+    thin_paintings = folder / "thin_paintings"
+    thin_paintings.mkdir()
+    _noise(4, 400, 4).save(thin_paintings / "strip.png")
+    _noise(40, 40, 22).save(thin_paintings / "square.png")
     mixed = folder / "mixed"  # one good photo and one damaged file
     mixed.mkdir()
     (mixed / "good.png").write_bytes(data)
@@ -307,6 +311,15 @@ HANDLED = {
     "transfer-thin-painting": (transfer(style="thin.png"), (21, 32), True),
     "arbitrary-thin-painting": (arbitrary(style="thin.png"), (21, 32), True),
     "metrics-thin-painting": (metrics(style="thin.png"), None, True),
+    "train-thin-painting": (train(style="thin.png"), None, True),
+    # crops of training paintings are taken at --image-size whatever the file's shape
+    "train-decoder-thin-painting": (train_decoder(style="thin_paintings"), None, False),
+    # masks are resized to the photo, then padded with it
+    "arbitrary-masked-4px-photo": (
+        ["arbitrary", "tiny.png", "--style", "style.jpg", "style.jpg", "--mask", "mask.png", "mask.png", "-o", "out.png", "-q"],
+        (4, 4),
+        False,
+    ),
 }  # fmt: skip
 
 

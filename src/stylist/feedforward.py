@@ -38,7 +38,18 @@ from torch import nn
 from . import __version__
 from .color import luminance, with_chroma
 from .errors import ConfigError, StylistError
-from .image import ImageLike, check_tensor, crop_to, load_tensor, pad_to_fit, resize_long_side, to_pil, write_atomic
+from .image import (
+    ImageLike,
+    check_tensor,
+    crop_to,
+    fit_min_side,
+    load_tensor,
+    pad_to_fit,
+    resize_long_side,
+    source_name,
+    to_pil,
+    write_atomic,
+)
 from .losses import content_loss, gram, style_layer_loss, tv_loss
 from .optimize import resolve_device
 from .training import (
@@ -322,7 +333,10 @@ def _layer_weights(cfg: FeedForwardConfig) -> dict[str, float]:
 
 def style_target(cfg: FeedForwardConfig) -> torch.Tensor:
     """The painting as the losses see it: RGB [0, 1], long side ``style_size``."""
-    return resize_long_side(load_tensor(cfg.style, "style"), cfg.style_size or 2 * cfg.image_size)
+    # issue 19: a painting too thin for relu5_1 (16 px) is enlarged, with a warning
+    return fit_min_side(
+        load_tensor(cfg.style, "style"), 16, source_name(cfg.style), cfg.style_size or 2 * cfg.image_size
+    )
 
 
 @torch.no_grad()
