@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import ImageError, StylistWarning
+from .errors import ConfigError, ImageError, StylistWarning
 
 # Output formats by suffix (Pillow format names).
 WRITE_FORMATS = {
@@ -501,6 +501,10 @@ def _describe(hw: tuple[int, int]) -> str:
     return f"{hw[1]}x{hw[0]} px"
 
 
+class ImageTooSmallError(ImageError, ConfigError):
+    """An image, at the size the options give it, is smaller than a network's layers can take."""
+
+
 def check_min_side(hw: tuple[int, int], need: int, what: str, hint: str = "") -> None:
     """ImageError (one line) when the shorter side of ``hw`` (H, W) is under ``need`` pixels.
 
@@ -508,8 +512,8 @@ def check_min_side(hw: tuple[int, int], need: int, what: str, hint: str = "") ->
     """
     if min(hw) < need:
         tail = f"; {hint}" if hint else ""
-        raise ImageError(
-            f"{what}: {_describe(hw)} is too small for the network (its shorter side needs at least {need} px){tail}"
+        raise ImageTooSmallError(
+            f"{what}: {_describe(hw)} is too small for the layers in use (its shorter side needs at least {need} px){tail}"
         )
 
 
