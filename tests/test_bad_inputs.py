@@ -32,6 +32,8 @@ from stylist.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_BRANCH = pytest.mark.xfail(reason="cli branch", strict=False)
+# Until the cli branch lands, this case runs a whole study (a minute and more) before it fails.
+CLI_BRANCH_NOT_RUN = pytest.mark.xfail(reason="cli branch", strict=False, run=False)
 
 # --- the inputs every case folder holds -------------------------------------------------------------------
 
@@ -213,7 +215,7 @@ CASES = {
     "study-content-missing": Case("input", study(content="nowhere.png"), "nowhere.png"),
     "study-style-truncated": Case("input", study(style="truncated.jpg"), "truncated.jpg"),
     "study-model-garbage": Case(
-        "input", study("--model", "garbage.safetensors", name="methods"), "garbage", [CLI_BRANCH]
+        "input", study("--model", "garbage.safetensors", name="methods"), "garbage", [CLI_BRANCH_NOT_RUN]
     ),
     "metrics-result-missing": Case("input", metrics(result="nowhere.png"), "nowhere.png"),
     "metrics-content-empty": Case("input", metrics(content="empty.png"), "empty.png"),
@@ -302,9 +304,9 @@ HANDLED = {
         (1, 1),
         False,
     ),
-    "arbitrary-wct-size-24-wide-photo": (
-        ["arbitrary", "thin.png", "--style", "style.jpg", "-o", "out.png", "--method", "wct", "--size", "24", "-q"],
-        (1, 24),
+    "arbitrary-wct-size-24-photo": (  # 24x16: the old check looked at the long side only
+        ["arbitrary", "content.png", "--style", "style.jpg", "-o", "out.png", "--method", "wct", "--size", "24", "-q"],
+        (16, 24),
         False,
     ),
     # paintings too thin are enlarged to the smallest size that works, with a warning naming them
@@ -571,3 +573,38 @@ def test_write_failure_reasons_are_dug_out() -> None:
     assert write_failure_reason(Exception('IoError(Os { code: 122, kind: QuotaExceeded, message: "x" })')) == (
         os.strerror(122)
     )
+
+
+# --- a folder the user may not write to ------------------------------------------------------------------------
+# Tests run as root here, and root writes through chmod 0o555; /sys refuses even root ("Permission
+# denied") on Linux, so its top folder stands in for a read-only folder. Skipped where it does not.
+
+READ_ONLY = {
+    "transfer": transfer(out="/sys/out.png"),
+    "apply": apply(out="/sys/out.png"),
+    "arbitrary": arbitrary(out="/sys/out.png"),
+    "export": export(out="/sys/model.onnx"),
+    "train-decoder": train_decoder(out="/sys/decoder.safetensors"),
+    "study": ["study", "ratio", "--content", "content.png", "--style", "style.jpg", "-o", "/sys/study", "-q"],
+}
+
+
+def _sys_is_read_only() -> bool:
+    try:
+        with open("/sys/.stylist-probe", "wb"):
+            pass
+    except OSError:
+        return True
+    os.unlink("/sys/.stylist-probe")
+    return False
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir() or not _sys_is_read_only(), reason="needs a folder root cannot write")
+@pytest.mark.parametrize("argv", list(READ_ONLY.values()), ids=list(READ_ONLY))
+def test_read_only_folder(argv, case_dir: Path, capsys) -> None:
+    before = snapshot(case_dir)
+    rc = run_cli(argv)
+    err = capsys.readouterr().err
+    check_refused(rc, err, before, snapshot(case_dir), "/sys/")
+    reasons = ("Permission denied", "Read-only file system", "Operation not permitted")
+    assert any(reason in error_lines(err)[0] for reason in reasons), err
