@@ -135,7 +135,8 @@ def test_padding_reflects_to_the_multiple() -> None:
     x = torch.rand(1, 3, 37, 50)
     y = pad_to_multiple(x, 16)
     assert y.shape[-2:] == (48, 64) and torch.equal(y[..., :37, :50], x)
-    assert pad_to_multiple(torch.rand(1, 3, 5, 3), 16).shape[-2:] == (16, 16)  # too small to reflect: repeated
+    # at least two multiples, so the deepest decoder's reflection pad has 2 px (issue 19)
+    assert pad_to_multiple(torch.rand(1, 3, 5, 3), 16).shape[-2:] == (32, 32)
 
 
 def test_decoder_mirrors_the_encoder() -> None:

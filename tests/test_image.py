@@ -480,3 +480,118 @@ def test_load_tensor_error_for_a_path(tmp_path):
 
     with pytest.raises(ImageError, match="style file not found"):
         load_tensor(tmp_path / "nope.png", "style")
+
+
+# --- issue 19: tensors from the Python API, sizes a network can take, failed writes ------------------------
+
+
+def test_check_tensor_accepts_rgb_in_range_and_clamps_rounding():
+    from stylist.image import check_tensor
+
+    t = torch.rand(3, 5, 7)
+    t[0, 0, 0], t[1, 0, 0] = 1.0004, -0.0004  # bicubic overshoot: not a wrong range
+    out = check_tensor(t, "content", batch=False)
+    assert out.shape == (1, 3, 5, 7) and out.dtype == torch.float32
+    assert float(out.max()) <= 1.0 and float(out.min()) >= 0.0
+    assert check_tensor(torch.rand(4, 3, 2, 2, dtype=torch.float16)).shape == (4, 3, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "tensor, fragment",
+    [
+        (torch.rand(1, 3, 4, 4) * 255, "divide a 0-255 image by 255"),
+        ((torch.rand(1, 3, 4, 4) * 255).to(torch.uint8), "t.float() / 255"),
+        (torch.ones(1, 3, 4, 4, dtype=torch.bool), "floating point"),
+        (torch.full((1, 3, 4, 4), float("nan")), "NaN or infinite"),
+        (torch.tensor([[[[float("-inf")]]] * 3]), "NaN or infinite"),
+        (torch.rand(1, 3, 4, 4) - 2, "[0, 1]"),
+        (torch.rand(1, 4, 4, 4), "(3, H, W) or (1, 3, H, W)"),
+        (torch.rand(4, 4, 3), "(3, H, W) or (1, 3, H, W)"),
+        (torch.rand(2, 3, 4, 4), "(3, H, W) or (1, 3, H, W)"),  # one image here, not a batch
+        (torch.rand(1, 3, 0, 4), "empty"),
+    ],
+)
+def test_check_tensor_refuses_with_what_was_expected(tensor, fragment):
+    from stylist.image import TensorInputError, check_tensor
+
+    with pytest.raises(ValueError, match=None) as caught:
+        check_tensor(tensor, "content", batch=False)
+    assert isinstance(caught.value, TensorInputError) and isinstance(caught.value, ImageError)
+    assert fragment in str(caught.value) and str(caught.value).startswith("content")
+    assert "\n" not in str(caught.value)
+
+
+def test_read_picture_refuses_a_0_255_tensor_instead_of_whitening_it():
+    from stylist.image import load_tensor
+
+    with pytest.raises(ValueError, match="divide a 0-255 image by 255"):
+        load_tensor(torch.rand(1, 3, 8, 8) * 255, "content")
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 9), (4, 4), (5, 3), (16, 16), (17, 40)])
+@pytest.mark.parametrize("min_side, multiple", [(8, 4), (16, 8), (32, 16), (1, 1)])
+def test_pad_to_fit_reaches_the_size_and_crops_back(hw, min_side, multiple):
+    from stylist.image import crop_to, pad_to_fit
+
+    x = torch.rand(2, 3, *hw)
+    padded = pad_to_fit(x, min_side, multiple)
+    for side, got in zip(hw, padded.shape[-2:]):
+        assert got >= max(side, min_side) and got % multiple == 0
+        assert got - max(side, min_side) < multiple  # the smallest size that works
+    assert torch.equal(crop_to(padded, hw), x)
+
+
+def test_pad_to_fit_reflects_rather_than_repeats():
+    from stylist.image import pad_to_fit
+
+    x = torch.arange(3.0).view(1, 1, 1, 3).expand(1, 1, 3, 3).contiguous()  # columns 0 1 2
+    assert pad_to_fit(x, 5)[0, 0, 0].tolist() == [0.0, 1.0, 2.0, 1.0, 0.0]
+    assert pad_to_fit(x, 8)[0, 0, 0].tolist() == [0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0, 1.0]  # reflected again
+
+
+def test_check_min_side_names_the_file_and_the_size():
+    from stylist.image import check_min_side
+
+    check_min_side((16, 300), 16, "a.png")
+    with pytest.raises(ImageError, match=r"a.png: 300x15 px is too small .* at least 16 px\); raise --size$"):
+        check_min_side((15, 300), 16, "a.png", "raise --size")
+
+
+def test_fit_min_side_enlarges_thin_paintings_from_the_original(recwarn):
+    from stylist.errors import StylistWarning
+    from stylist.image import fit_min_side
+
+    strip = torch.rand(1, 3, 8, 4000)
+    out = fit_min_side(strip, 16, "strip.png", long_side=512)  # 512 would give 512x1: too thin
+    assert out.shape[-2:] == (16, 8000)
+    assert [str(w.message) for w in recwarn if w.category is StylistWarning] == [
+        "strip.png: 4000x8 px is too thin for the network; used at 8000x16 px"
+    ]
+    recwarn.clear()
+    assert fit_min_side(torch.rand(1, 3, 40, 60), 16, long_side=30).shape[-2:] == (20, 30)
+    assert not [w for w in recwarn if w.category is StylistWarning]  # nothing to say
+
+
+def test_write_atomic_turns_any_failed_write_into_one_line(tmp_path):
+    from stylist.image import WriteError, write_atomic, write_atomic_bytes
+
+    def safetensors_like(tmp: str) -> None:
+        Path(tmp).write_bytes(b"half a model")
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with pytest.raises(WriteError, match=r"^.*m.safetensors: cannot write the model \(No space left on device\)$"):
+        write_atomic(tmp_path / "m.safetensors", safetensors_like, "the model")
+    with pytest.raises(WriteError, match=r"cannot write"):
+        write_atomic_bytes(tmp_path / "missing" / "h.csv", b"x")  # a folder that is not there
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_keeps_bugs_as_bugs(tmp_path):
+    from stylist.image import write_atomic
+
+    def buggy(tmp: str) -> None:
+        raise TypeError("a bug in Stylist, not a failed write")
+
+    with pytest.raises(TypeError):
+        write_atomic(tmp_path / "x.bin", buggy)
+    assert list(tmp_path.iterdir()) == []

@@ -52,7 +52,7 @@ from torch import nn
 
 from .color import COLOR_MODES, prepare_colors, with_chroma
 from .errors import ConfigError, StylistError, first_line
-from .image import ImageLike, load_tensor, resize_long_side
+from .image import ImageLike, fit_min_side, load_tensor, pad_to_fit, resize_long_side, source_name
 from .losses import layer_mask, mean_std
 from .masks import load_masks
 from .optimize import PRECISIONS, resolve_device, resolve_precision
@@ -518,8 +518,11 @@ def prepare_inputs(
     if cfg.size is not None:
         photo = resize_long_side(photo, cfg.size)
     paintings = [load_tensor(s, "style", cfg.max_pixels) for s in style_list]
-    if cfg.style_size is not None:
-        paintings = [resize_long_side(p, cfg.style_size) for p in paintings]
+    need = 16 if cfg.method == "adain" else 32  # 2 px at relu4_1 (AdaIN) or relu5_1 (WCT): see pad_to_multiple
+    paintings = [
+        fit_min_side(p, need, source_name(s, f"style image {i + 1}"), cfg.style_size)
+        for i, (p, s) in enumerate(zip(paintings, style_list))
+    ]
     mask_ts = load_masks(masks, len(paintings), tuple(photo.shape[-2:]))
     weights = cfg.style_weights or (1.0,) * len(paintings)
     shares = [w / sum(weights) for w in weights]
@@ -530,12 +533,8 @@ def prepare_inputs(
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """``x`` padded at the bottom and right so both sides are multiples of ``multiple``: reflected
     where the image is big enough (no hard edge for the encoder to see), else repeated."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+    # At least two multiples: the decoder's first reflection pad needs 2 px at the deepest level (issue 19).
+    return pad_to_fit(x, 2 * multiple, multiple)
 
 
 def _features_of(

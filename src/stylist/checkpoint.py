@@ -3,21 +3,23 @@
 A checkpoint is whatever dict a run hands over (for optimisation transfer,
 ``progress.checkpoint()``: image, step, scale, optimiser state, RNG state, history and
 config), plus what the caller adds (the CLI adds the input files and output options).
-It is stored with ``torch.save`` in a temporary file in the same folder, then renamed,
-so a crash or a second Ctrl-C never leaves half a checkpoint behind. Loading uses
+It is stored with ``torch.save`` through the one atomic writer (:func:`stylist.image.write_atomic`):
+a temporary file in the same folder, then renamed, so a crash, a full disk or a second Ctrl-C
+never leaves half a checkpoint behind. Loading uses
 ``weights_only=True``: a checkpoint holds tensors and plain values only, and opening one
 never runs code from it.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .errors import StylistError, first_line
+from .image import write_atomic_bytes
 
 FORMAT = "stylist-checkpoint"
 VERSION = 1
@@ -31,23 +33,16 @@ def default_path(output: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically (replacing an older checkpoint there)."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would stick to the file, unlike every other output
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise StylistError(f"{path}: cannot write the checkpoint ({err.strerror or err})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write ``state`` to ``path`` atomically (replacing an older checkpoint there).
+
+    The state is serialised in memory first, then written by :func:`stylist.image.write_atomic`:
+    torch.save writing to a file reports a full disk as a RuntimeError without its cause, while a
+    plain write says "No space left on device". A failed write raises WriteError (one line) and
+    leaves any older checkpoint at ``path`` untouched.
+    """
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
+    return write_atomic_bytes(path, buf.getbuffer(), "the checkpoint")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from .errors import StylistError, first_line
-from .feedforward import MULTIPLE, StyleModel, TransformerNet
-from .image import write_atomic
+from .feedforward import MIN_SIDE, MULTIPLE, StyleModel, TransformerNet
+from .image import pad_to_fit, write_atomic
 
 ONNX_FORMAT = "stylist-feedforward-onnx"
 
@@ -136,11 +136,7 @@ class OnnxStyleModel:
 
     def run(self, images: np.ndarray) -> np.ndarray:
         h, w = images.shape[-2:]
-        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
-        x = images.astype(np.float32, copy=False)
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "edge"
-            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+        x = pad_to_fit(torch.from_numpy(images.astype(np.float32, copy=False)), MIN_SIDE, MULTIPLE).numpy()
         return self.session.run(None, {self.input: np.ascontiguousarray(x)})[0][..., :h, :w]
 
     def stylize(self, images: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:

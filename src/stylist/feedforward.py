@@ -38,7 +38,18 @@ from torch import nn
 from . import __version__
 from .color import luminance, with_chroma
 from .errors import ConfigError, StylistError, first_line
-from .image import ImageLike, load_tensor, resize_long_side, to_pil, write_atomic
+from .image import (
+    ImageLike,
+    check_tensor,
+    crop_to,
+    fit_min_side,
+    load_tensor,
+    pad_to_fit,
+    resize_long_side,
+    source_name,
+    to_pil,
+    write_atomic,
+)
 from .losses import content_loss, gram, style_layer_loss, tv_loss
 from .optimize import resolve_device
 from .training import (
@@ -67,6 +78,7 @@ CHECKPOINT_KIND = "stylist.train"
 # The network needs sides divisible by 4 (two stride-2 convolutions, two x2 upsamplings);
 # other sizes are padded by reflection and cropped back.
 MULTIPLE = 4
+MIN_SIDE = 8  # the smallest side core() takes: a multiple of 4 over the first layer's 4-px reflection pad
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
@@ -144,13 +156,8 @@ class TransformerNet(nn.Module):
         return torch.sigmoid(self.decode(self.residuals(self.encode(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
-        if ph or pw:
-            # Reflection needs the padding smaller than the side; tiny images are replicated.
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        return self.core(x)[..., :h, :w]
+        # Sides padded to a multiple of 4 and to MIN_SIDE (the 9x9 reflection pad needs 5 px), cropped back.
+        return crop_to(self.core(pad_to_fit(x, MIN_SIDE, MULTIPLE)), x.shape[-2:])
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -326,7 +333,10 @@ def _layer_weights(cfg: FeedForwardConfig) -> dict[str, float]:
 
 def style_target(cfg: FeedForwardConfig) -> torch.Tensor:
     """The painting as the losses see it: RGB [0, 1], long side ``style_size``."""
-    return resize_long_side(load_tensor(cfg.style, "style"), cfg.style_size or 2 * cfg.image_size)
+    # issue 19: a painting too thin for relu5_1 (16 px) is enlarged, with a warning
+    return fit_min_side(
+        load_tensor(cfg.style, "style"), 16, source_name(cfg.style), cfg.style_size or 2 * cfg.image_size
+    )
 
 
 @torch.no_grad()
@@ -631,9 +641,7 @@ class StyleModel:
 
     def __call__(self, image: ImageLike | torch.Tensor, size: int | None = None, preserve_color: str = "none"):
         as_tensor = isinstance(image, torch.Tensor)
-        x = image.float() if as_tensor else load_tensor(image, "input")
-        if x.dim() == 3:
-            x = x.unsqueeze(0)
+        x = check_tensor(image, "input") if as_tensor else load_tensor(image, "input")  # ValueError: see image.py
         if size is not None:
             x = resize_long_side(x, size)
         y = self.stylize(x, preserve_color)

@@ -11,11 +11,16 @@ file in the same folder, then rename) and never replaces an existing file unless
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
+import re
+import shutil
 import struct
 import tempfile
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Callable
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import ImageError, StylistWarning
+from .errors import ConfigError, ImageError, StylistWarning
 
 # Output formats by suffix (Pillow format names).
 WRITE_FORMATS = {
@@ -58,6 +63,7 @@ class Picture:
 
     rgb: torch.Tensor  # (1, 3, H, W) float32 in [0, 1]
     alpha: torch.Tensor | None = None  # (1, 1, H, W) float32 in [0, 1]; None when opaque
+    source: str | None = None  # the file it was read from, for messages
 
     @property
     def size(self) -> tuple[int, int]:
@@ -99,12 +105,21 @@ def read_picture(src: ImageLike, what: str = "image", max_pixels: int | None = N
     try:
         with _open_guarded(path, max_pixels) as im:
             _warn_if_animated(im, path)
-            return _picture(_samples(im, path), _orientation(im))
+            picture = _picture(_samples(im, path), _orientation(im))
+            picture.source = str(path)
+            return picture
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Stylist can read; give a JPEG, PNG, WebP, TIFF or BMP file") from None
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as err:
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ImageError(f"{path}: damaged or truncated image ({msg}); re-export or choose another file") from None
+
+
+def source_name(src: object, role: str = "image") -> str:
+    """How messages name an input: its file (a path, or a Picture read from one), else "the ROLE"."""
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    return getattr(src, "source", None) or f"the {role}"
 
 
 def open_image(src: ImageLike, what: str = "image", max_pixels: int | None = None) -> Image.Image:
@@ -120,11 +135,49 @@ def load_tensor(src: ImageLike, what: str = "image", max_pixels: int | None = No
 
 
 def _check_tensor(src: torch.Tensor, what: str) -> torch.Tensor:
+    return check_tensor(src, what, batch=False)
+
+
+# Values this far outside [0, 1] are rounding (bicubic overshoot, fp16), not a wrong range: clamped.
+RANGE_SLACK = 1e-3
+
+
+class TensorInputError(ImageError, ValueError):
+    """A tensor handed to the Python API is not an RGB image in [0, 1]: a ValueError for Python
+    callers, and a StylistError (one line) for the CLI and the web app."""
+
+
+def check_tensor(src: torch.Tensor, what: str = "image", batch: bool = True) -> torch.Tensor:
+    """``src`` as float32 (B, 3, H, W) in [0, 1]; TensorInputError (a ValueError) for anything else.
+
+    Accepted: a floating-point tensor (3, H, W) or (B, 3, H, W) (B = 1 unless ``batch``), every
+    value finite and within [0, 1] (up to ``RANGE_SLACK``, then clamped). Refused with a message
+    saying what was expected: integer or bool dtypes (a 0-255 uint8 photo), values outside [0, 1]
+    (a 0-255 float photo would otherwise clamp to white), NaN or inf (would give black), other
+    shapes, empty images. The one check of every public entry point that takes tensors.
+    """
+    if not isinstance(src, torch.Tensor):
+        raise TensorInputError(f"{what}: expected a torch.Tensor; got {type(src).__name__}")
+    if not src.dtype.is_floating_point:
+        hint = "; divide a 0-255 photo by 255: t.float() / 255" if src.dtype == torch.uint8 else ""
+        raise TensorInputError(
+            f"{what} tensor must be floating point (float32, float16, bfloat16){hint}; got {src.dtype}"
+        )
     t = src.detach().float()
     if t.dim() == 3:
         t = t.unsqueeze(0)
-    if t.dim() != 4 or t.shape[:2] != (1, 3):
-        raise ImageError(f"{what} tensor must be (3, H, W) or (1, 3, H, W); got {tuple(src.shape)}")
+    shape = "(B, 3, H, W) or (3, H, W)" if batch else "(3, H, W) or (1, 3, H, W)"
+    if t.dim() != 4 or t.shape[1] != 3 or (not batch and t.shape[0] != 1):
+        raise TensorInputError(f"{what} tensor must be RGB shaped {shape}; got {tuple(src.shape)}")
+    if t.numel() == 0:
+        raise TensorInputError(f"{what} tensor is empty; got {tuple(src.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise TensorInputError(f"{what} tensor holds {bad} NaN or infinite value(s); give finite values in [0, 1]")
+    low, high = float(t.min()), float(t.max())
+    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        hint = "; divide a 0-255 image by 255" if high > 1.5 else ""
+        raise TensorInputError(f"{what} tensor values must lie in [0, 1]; got [{low:.4g}, {high:.4g}]{hint}")
     return t.clamp(0, 1)
 
 
@@ -436,6 +489,81 @@ def resize_long_side(t: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(t, fit_size(t.shape[-2], t.shape[-1], long_side))
 
 
+# --- sizes a network can take ------------------------------------------------------------------------------
+# A network's layers need a minimum side: each 2x2 pooling halves it, and a reflection pad needs
+# more pixels than it adds. One policy for every method (docs/reliability.md): a one-pass network
+# pads the photo and crops the result back; a painting (only its statistics are used) is enlarged
+# to the smallest size that works, with a warning; an image that cannot be handled either way
+# (a result to measure, an optimised image) is refused in one line before any work.
+
+
+def _describe(hw: tuple[int, int]) -> str:
+    return f"{hw[1]}x{hw[0]} px"
+
+
+class ImageTooSmallError(ImageError, ConfigError):
+    """An image, at the size the options give it, is smaller than a network's layers can take."""
+
+
+def check_min_side(hw: tuple[int, int], need: int, what: str, hint: str = "") -> None:
+    """ImageError (one line) when the shorter side of ``hw`` (H, W) is under ``need`` pixels.
+
+    ``what`` names the image (its file, or its role); ``hint`` says what the user can change.
+    """
+    if min(hw) < need:
+        tail = f"; {hint}" if hint else ""
+        raise ImageTooSmallError(
+            f"{what}: {_describe(hw)} is too small for the layers in use (its shorter side needs at least {need} px){tail}"
+        )
+
+
+def fit_min_side(t: torch.Tensor, need: int, what: str = "style image", long_side: int | None = None) -> torch.Tensor:
+    """``t`` (B, C, H, W) resized to ``long_side`` (None: kept), aspect kept, but never with its shorter
+    side under ``need``: a painting too thin for that is enlarged from the original to the smallest
+    size that works instead, with a StylistWarning naming ``what``. For paintings, whose statistics
+    alone are used: an enlarged painting has the same colours and strokes, only bigger."""
+    h, w = t.shape[-2:]
+    size = (h, w) if long_side is None else fit_size(h, w, long_side)
+    if min(size) >= need:
+        return resize(t, size)
+    size = (need, max(need, round(w * need / h))) if h <= w else (max(need, round(h * need / w)), need)
+    warnings.warn(
+        f"{what}: {_describe((h, w))} is too thin for the network; used at {_describe(size)}",
+        StylistWarning,
+        stacklevel=2,
+    )
+    return resize(t, size)
+
+
+def pad_to_fit(x: torch.Tensor, min_side: int = 1, multiple: int = 1) -> torch.Tensor:
+    """``x`` (B, C, H, W) padded at the bottom and right so that each side is at least ``min_side``
+    and a multiple of ``multiple``; :func:`crop_to` takes the result back to (H, W).
+
+    Reflection, so that the network sees no hard edge; torch reflects at most side - 1 pixels at
+    once, so a short side is reflected again until it is long enough (a 1-px side is repeated).
+    """
+    h, w = x.shape[-2:]
+    want_h, want_w = _fit_side(h, min_side, multiple), _fit_side(w, min_side, multiple)
+    while x.shape[-2] < want_h or x.shape[-1] < want_w:
+        ch, cw = x.shape[-2:]
+        ph, pw = min(want_h - ch, ch - 1), min(want_w - cw, cw - 1)
+        if ph <= 0 and ch < want_h or pw <= 0 and cw < want_w:  # a 1-px side: repeat it once
+            x = F.pad(x, (0, int(cw < want_w), 0, int(ch < want_h)), mode="replicate")
+            continue
+        x = F.pad(x, (0, max(pw, 0), 0, max(ph, 0)), mode="reflect")
+    return x
+
+
+def _fit_side(side: int, min_side: int, multiple: int) -> int:
+    side = max(side, min_side)
+    return side + (-side) % multiple
+
+
+def crop_to(y: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """The top-left (H, W) of ``y``: undoes :func:`pad_to_fit`."""
+    return y[..., : hw[0], : hw[1]]
+
+
 # --- writing ---------------------------------------------------------------------------------------------
 
 
@@ -568,39 +696,124 @@ def png16_bytes(samples: np.ndarray, icc: bytes | None = None, chunks: list[tupl
     return data[:33] + packed + data[33:]
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Run ``write(temporary path)`` in the same folder, then rename it to ``path``."""
+# --- atomic writes -------------------------------------------------------------------------------------
+# Every file Stylist writes (images, checkpoints, models, decoders, CSV, plots, study cells, ONNX)
+# goes through write_atomic: the bytes go to a temporary file beside the target, which is renamed
+# over it only when complete. A write that fails (disk full, quota, no permission, a file-size
+# limit) becomes one WriteError line naming the file and the reason, and leaves no temporary file.
+# A process killed mid-write leaves its temporary file, named ".NAME.XXXXXXXX.tmp"; the next write
+# of NAME removes such files once they are older than STALE_TEMP_SECONDS (a live writer of the
+# same name would be younger).
+
+TEMP_SUFFIX = ".tmp"
+STALE_TEMP_SECONDS = 15 * 60
+# Exceptions that are bugs in Stylist, not failed writes: they keep their traceback.
+_BUGS = (TypeError, AttributeError, NameError, KeyError, IndexError, AssertionError, NotImplementedError)
+
+
+class WriteError(ImageError):
+    """An output file cannot be written (disk full, quota, permission, file-size limit ...)."""
+
+
+def temp_name_pattern(name: str) -> re.Pattern:
+    """The names of temporary files that writes of ``name`` make (mkstemp's 8 random characters),
+    and of those that older Stylist versions made for images (``.STEM.XXXXXXXX.SUFFIX.tmp``)."""
+    stem, suffix = os.path.splitext(name)
+    return re.compile(
+        rf"^\.(?:{re.escape(name)}\.[A-Za-z0-9_]{{8}}|{re.escape(stem)}\.[A-Za-z0-9_]{{8}}{re.escape(suffix)})"
+        rf"{re.escape(TEMP_SUFFIX)}$"
+    )
+
+
+def remove_stale_temps(path: str | os.PathLike, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the temporary files of ``path`` left by killed writers (older than ``older_than`` s)."""
+    path = Path(path)
+    pattern, now, removed = temp_name_pattern(path.name), time.time(), []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed  # an unreadable folder: the write itself will say why
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass  # gone already, or not ours to remove: harmless either way
+    return removed
+
+
+def write_failure_reason(err: BaseException, folder: Path | None = None) -> str:
+    """The cause of a failed write in a few words ("No space left on device", "File too large" ...).
+
+    OSError carries it; torch (RuntimeError "file write failed") and safetensors (SafetensorError
+    "IoError(Os { code: 28, ... message: "No space left on device" })") bury or lose it, so the
+    errno text is dug out of the message, and a full disk is recognised from the free space.
+    """
+    if isinstance(err, OSError) and (err.strerror or err.errno):
+        return err.strerror or os.strerror(err.errno)
+    text = str(err)
+    found = re.search(r"(?:os error|code:|errno) ?(\d+)", text, re.IGNORECASE)
+    if found:
+        return os.strerror(int(found.group(1)))
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, OSError) and cause is not err:
+        return write_failure_reason(cause)
+    try:
+        if folder is not None and shutil.disk_usage(folder).free < 1 << 20:
+            return os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    first = text.strip().splitlines()[0].strip() if text.strip() else type(err).__name__
+    return first[:160].rsplit(" ", 1)[0] if len(first) > 160 else first
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[str], None], what: str = "") -> Path:
+    """Run ``write(temporary path)`` in ``path``'s folder, then rename the file to ``path``.
+
+    Any failure of the write (OSError, torch's RuntimeError, safetensors' SafetensorError, Pillow's
+    errors) raises WriteError: "PATH: cannot write [WHAT] (REASON)"; the temporary file is removed
+    and an existing ``path`` is left as it was. ``what`` ("the checkpoint", "the model") goes in
+    the message. KeyboardInterrupt passes through, the temporary file removed all the same.
+    """
+    path = Path(path)
+    remove_stale_temps(path)
     tmp = None
     try:  # creating the temporary file fails too for a missing or read-only folder
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
         os.close(fd)
         _plain_permissions(tmp)
         write(tmp)
         _plain_permissions(tmp)  # a writer that replaces the file (safetensors does) brings back 0600
         os.replace(tmp, path)
-    except OSError as err:
-        raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
+        tmp = None
+    except _BUGS:
+        raise
+    except Exception as err:  # noqa: BLE001 - every library reports a failed write its own way
+        label = f" {what}" if what else ""
+        raise WriteError(f"{path}: cannot write{label} ({write_failure_reason(err, path.parent)})") from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-write_atomic = _write_atomic  # for other modules' files (model weights): same guarantees
-
-
-def write_atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write any small file (CSV, JSON) atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    _plain_permissions(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return path
+
+
+_write_atomic = write_atomic  # the name image.py used before
+
+
+def write_atomic_bytes(path: str | os.PathLike, data: bytes, what: str = "") -> Path:
+    """Write ``data`` (a CSV, JSON, PNG figure ...) to ``path`` atomically; WriteError if it fails."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # a full disk may only say so when the data reach it
+
+    return write_atomic(path, write, what)
 
 
 def _plain_permissions(path: str) -> None:

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from .color import luminance
-from .image import ImageLike, load_tensor, resize, resize_long_side
+from .image import ImageLike, check_min_side, fit_min_side, load_tensor, resize, source_name
 from .losses import gram, mean_std
-from .optimize import resolve_device
+from .optimize import min_side, resolve_device
 from .vgg import VGGFeatures
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -130,7 +130,7 @@ class Scorer:
             net or VGGFeatures([*self.cfg.content_layers, *self.cfg.style_layers], weights=self.cfg.weights)
         ).to(self.device)
         self.content = resize(content.float(), self.size)
-        self.style = resize_long_side(style.float(), max(self.size))
+        self.style = fit_min_side(style.float(), min_side(self.cfg), "the style image", max(self.size))  # issue 19
         with torch.no_grad():
             cf = self.net(self.content.to(self.device))
             # Layer balance, as the optimisation does: each layer divided by its mean over the photo.
@@ -175,6 +175,9 @@ def measure(
     """The metrics of one result (see the module notes), at the result's own size."""
     x = load_tensor(result, "result")
     c, s = load_tensor(content, "content"), load_tensor(style, "style")
+    cfg = cfg or MetricsConfig()
+    # issue 19: a result too small for the deepest layer is refused before any work (it is measured as is)
+    check_min_side(tuple(x.shape[-2:]), min_side(cfg), source_name(result, "result"), "measure a larger result")
     return Scorer(c, s, tuple(x.shape[-2:]), cfg)(x)
 
 

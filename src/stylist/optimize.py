@@ -37,11 +37,14 @@ from .color import COLOR_MODES, prepare_colors, with_chroma
 from .errors import ConfigError, NonFiniteLossError
 from .image import (
     ImageLike,
+    check_min_side,
+    fit_min_side,
     fit_size,
     load_tensor,
     read_picture,
     resize,
     resize_long_side,
+    source_name,
 )
 from .losses import (
     NORMALIZATIONS,
@@ -535,11 +538,9 @@ def stylize(
 
     net = build_network(cfg, device)
     final_hw = fit_size(*content_t.shape[-2:], cfg.size or default_size(device))
-    if min(final_hw) < min_side(cfg):
-        raise ConfigError(
-            f"the result would be {final_hw[1]}x{final_hw[0]} px, too small for the layers asked for "
-            f"(they need at least {min_side(cfg)} px on the short side); raise --size"
-        )
+    check_min_side(  # issue 19: refused before any work (the optimised image itself cannot be padded)
+        final_hw, min_side(cfg), f"{source_name(content, 'content image')} (the result at this --size)", "raise --size"
+    )
     schedule = plan_scales(final_hw, cfg) if resume is None else resumed_schedule(resume, cfg, final_hw)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -561,7 +562,12 @@ def stylize(
             if level < start.level:
                 continue  # done before the checkpoint
             c = resize(content_t, hw).to(device)
-            s = [resize_long_side(t, max(16, round(max(hw) * cfg.style_scale))).to(device) for t in style_ts]
+            s = [  # a painting too thin for the layers is enlarged, with a warning (issue 19)
+                fit_min_side(
+                    t, min_side(cfg), source_name(src, "style image"), max(16, round(max(hw) * cfg.style_scale))
+                ).to(device)
+                for t, src in zip(style_ts, styles)
+            ]
             m = None if mask_ts is None else [resize(t, hw).to(device) for t in mask_ts]
             objective = Objective(net, cfg, c, s, cfg.style_weights, precision=precision, scales=scales, masks=m)
             if level == start.level and start.book is not None:  # carry on inside the checkpoint's scale

@@ -32,7 +32,7 @@ from .arbitrary import ArbitraryConfig, stylize_arbitrary
 from .color import luminance
 from .errors import ConfigError, ImageError, StylistError
 from .feedforward import builtin_models, load_model
-from .image import fit_size, load_tensor, resize_long_side, save_image, to_pil, write_atomic_bytes
+from .image import check_min_side, fit_size, load_tensor, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .metrics import MetricsConfig, PeakMemory, Scorer
 from .optimize import Progress, TransferConfig, resolve_device, resolve_precision, stylize
 from .plots import png_bytes, pyplot, runs_plot
@@ -389,6 +389,8 @@ def run_study(
     plan = make_plan(name, cfg, style, base)
     check_named_inputs(cfg)
     content_t, style_t = load_tensor(content, "content"), load_tensor(style, "style")
+    # issue 19: results too small for the network are refused before any folder is made
+    check_min_side(fit_size(*content_t.shape[-2:], cfg.size), 16, f"{content} (at --size {cfg.size})", "raise --size")
     device = resolve_device(cfg.device)
     _make_folder(folder / "cells")
     inputs = {

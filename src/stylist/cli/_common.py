@@ -504,6 +504,18 @@ def write_file(path: Path, data: bytes) -> None:
     write_atomic(path, write)
 
 
+def state_note(save: Callable[[], None], checkpoint: Path, carry_on: str) -> str:
+    """The end of the error line for a trained model that could not be written: where the training
+    survives (issue 19: a failed write must not lose the run). ``save`` writes the final state."""
+    try:
+        save()
+        return f"the trained state is saved in {checkpoint}: {carry_on}"
+    except StylistError:
+        if checkpoint.exists():
+            return f"the last checkpoint is {checkpoint}: {carry_on}"
+        return "no checkpoint could be saved either"
+
+
 def write_history(rows: list[dict], path: Path, **plot: typing.Any) -> None:
     """The loss history as CSV, and its plot as PNG beside it (same name, .png); see plots.history_plot."""
     write_file(path, history_csv(rows))

@@ -50,6 +50,7 @@ from ._common import (
     required_group,
     scan_inputs,
     skipped_note,
+    state_note,
     warn_skipped,
     write_history,
 )
@@ -370,8 +371,10 @@ class _TrainWriter:
         try:
             write_decoder(result, self.cfg, self.paths["decoder"], self.history)
         except StylistError as err:  # the run is not lost: its state goes to the checkpoint
-            self._save_checkpoint(result.checkpoint())
-            raise StylistError(f"{err} (the trained state is in {self.paths['checkpoint']}: --resume it)") from None
+            ckpt = self.paths["checkpoint"]
+            carry_on = f"carry on from it with stylist train-decoder --resume {ckpt} --steps MORE"
+            note = state_note(lambda: self._save_checkpoint(result.checkpoint()), ckpt, carry_on)
+            raise StylistError(f"{err}; {note}") from None
         if self.every["checkpoint_every"]:
             self._save_checkpoint(result.checkpoint())
         if self.history:

@@ -60,10 +60,10 @@ from ._common import (
     check_output_file,
     check_output_folder,
     final_line,
-    first_line,
     install_hint,
     scan_inputs,
     skipped_note,
+    state_note,
     warn_skipped,
     whole_number,
     write_history,
@@ -267,10 +267,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if is_main():
         try:
             save_model(result, out, half=args.half)
-        except Exception as err:  # noqa: BLE001 (safetensors reports a full disk as its own error)
-            save_state(result.state)  # the run is not lost: its state goes to the checkpoint
-            why = str(err) if isinstance(err, StylistError) else f"{out}: cannot write the model ({first_line(err)})"
-            raise StylistError(f"{why}; the trained state is in {ckpt}: --resume it with another -o") from None
+        except StylistError as err:  # every failed write is a WriteError (image.write_atomic)
+            carry_on = f"write it with stylist train --resume {ckpt} -o MODEL"
+            raise StylistError(f"{err}; {state_note(lambda: save_state(result.state), ckpt, carry_on)}") from None
         if every["preview_every"]:  # the last preview and the whole loss curve, however the run ended
 
             def final(photo: torch.Tensor) -> torch.Tensor:

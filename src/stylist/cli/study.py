@@ -28,6 +28,7 @@ from ._common import (
     add_quiet,
     check_output_folder,
     final_line,
+    finite_float,
     given_fields,
     required_group,
 )
@@ -111,14 +112,19 @@ def _convert(text: str, kind: object, item: str) -> object:
     try:
         if typing.get_origin(base) is tuple:
             inner = typing.get_args(base)[0]
-            return tuple(inner(v) for v in text.split(",") if v)
+            return tuple(_scalar(inner, v) for v in text.split(",") if v)
         if base is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             return text.lower() in ("true", "1", "yes")
-        return base(text)
-    except (TypeError, ValueError):
+        return _scalar(base, text)
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
         raise ConfigError(f"--set {item}: '{text}' is not a valid value") from None
+
+
+def _scalar(kind: typing.Any, text: str) -> object:
+    """One value of a field's type; floats as the shared float options read them (nan and inf refused)."""
+    return finite_float(text) if kind is float else kind(text)
 
 
 class _SweepBar:
