@@ -16,7 +16,6 @@ from stylist.arbitrary import (
     ADAIN_LEVEL,
     ArbitraryConfig,
     Decoder,
-    DecoderTrainConfig,
     Encoder,
     WCTDecoders,
     adain,
@@ -24,12 +23,12 @@ from stylist.arbitrary import (
     masked_adain,
     pad_to_multiple,
     stylize_arbitrary,
-    train_decoder,
     wct,
 )
 from stylist.color import rgb_to_yiq
 from stylist.image import load_tensor, resize, resize_long_side, to_pil
 from stylist.losses import mean_std
+from stylist.train_decoders import DecoderTrainConfig, fit_linear_decoder, train_decoder
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "examples/content").glob("*.jpg"))
@@ -466,7 +465,7 @@ def test_linear_decoder_is_the_least_squares_optimum(folders: dict[str, Path], e
     squares) and reconstructs a photo at a size it was not fitted at (64 px, fitted at 48) above 30 dB."""
     photos = sorted(folders["photos"].rglob("p*.jpg"))
     decoder = Decoder("relu1_1")
-    arb.fit_linear_decoder(decoder, photos, 48)
+    fit_linear_decoder(decoder, photos, 48)
     assert not any(p.requires_grad for p in decoder.parameters())
 
     def pixel_grad_norm(dec: Decoder) -> float:
