@@ -99,10 +99,10 @@ class TextbookAdaIN(nn.Module):
         self.enc = nn.Sequential(*layers).float()
         self.dec = decoder.net.float()
         self.register_buffer("mean", vgg.mean.float())
-        self.scale = float(vgg.scale)
+        self.pixel_max = float(vgg.pixel_max)
 
     def encode(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.enc(rgb.flip(1) * self.scale - self.mean) / 400.0  # BGR 0..255 minus mean; FEATURE_SCALE
+        return self.enc(rgb.flip(1) * self.pixel_max - self.mean) / 400.0  # BGR 0..255 minus mean; the feature norm
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return self.dec(adain(self.encode(content), self.encode(style))).clamp(0, 1)

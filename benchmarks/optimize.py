@@ -66,11 +66,11 @@ class Normalize(nn.Module):
         mean, std = torch.tensor(pre["mean"]).view(1, 3, 1, 1), torch.tensor(pre["std"]).view(1, 3, 1, 1)
         self.register_buffer("mean", mean.flip(1) if self.bgr else mean)
         self.register_buffer("std", std.flip(1) if self.bgr else std)
-        self.scale = pre["scale"]
+        self.pixel_max = pre["pixel_max"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flip(1) if self.bgr else x
-        return (x * self.scale - self.mean) / self.std
+        return (x * self.pixel_max - self.mean) / self.std
 
 
 def plain_gram(f: torch.Tensor) -> torch.Tensor:

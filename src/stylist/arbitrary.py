@@ -13,8 +13,9 @@ trained once, for any painting:
 
 Departures from the papers, each for a stated reason:
 
-* Features are divided by a fixed per-layer constant (:data:`FEATURE_SCALE`, the mean activation
-  of the Caffe VGG-19 over photographs). Both papers used a *normalised* VGG (Gatys et al.: each
+* Features are divided by a fixed per-layer constant, their feature norm (the mean activation of
+  the Caffe VGG-19 over photographs, :data:`stylist.weights.DECODER_FEATURE_NORMS`, the same table
+  every method's perceptual loss uses). Both papers used a *normalised* VGG (Gatys et al.: each
   filter's mean activation 1); the raw Caffe layers differ in scale by 20x, which would otherwise
   change what "style weight 10" and "feature weight 1" mean. AdaIN and WCT are unchanged by a
   per-layer scale; only the loss balance and the decoders' input range are.
@@ -22,16 +23,15 @@ Departures from the papers, each for a stated reason:
   512 in its two deepest blocks), to keep the shipped decoders small (about 20 MB in fp16 for all
   five, not 34 MB). The other decoders mirror the encoder exactly.
 * WCT drops eigenvalues below a *relative* threshold (1e-5 of the largest) rather than Li et al.'s
-  absolute 1e-5, so that the cut does not depend on the feature scale.
+  absolute 1e-5, so that the cut does not depend on the features' magnitude.
 * ``identity_weight`` (0 by default, as in the paper) adds an identity loss to AdaIN training: the
   photo decoded from its own relu4_1 against the photo, so that alpha 0 gives the photo back
   rather than the training paintings' palette (a risk with few paintings; see the model card).
-* The WCT feature loss is measured on the scaled features above (Li et al.: lambda = 1 on their
+* The WCT feature loss is measured on the feature-normed features above (Li et al.: lambda = 1 on their
   normalised VGG's features), so lambda = 1 keeps the balance they intended.
 
-The module is silent: it prints nothing and writes no file. Training reports through
-``callback(progress)``; the CLI (:mod:`stylist.cli_arbitrary`) writes checkpoints, previews,
-loss curves and the decoder file.
+The networks and their files are in :mod:`stylist.decoders`, their training in
+:mod:`stylist.train_decoders`. The module is silent: it prints nothing and writes no file.
 """
 
 from __future__ import annotations
@@ -66,12 +66,6 @@ from .image import ImageLike, load_tensor, resize_long_side
 from .losses import layer_mask, mean_std
 from .masks import load_masks
 from .optimize import PRECISIONS, resolve_device, resolve_precision
-
-
-def multiple_of(method: str) -> int:
-    """Input sides must be multiples of this: 2 ** (poolings before the deepest layer)."""
-    return 8 if method == "adain" else 16
-
 
 # --- configuration ------------------------------------------------------------------------------------
 
@@ -433,7 +427,6 @@ _MOVED_TO_TRAINING = (
     "train_decoder",
     "resume_config",
     "fit_linear_decoder",
-    "is_writer",
     "LINEAR_LEVEL",
 )
 

@@ -1,7 +1,7 @@
 """The networks of arbitrary-style transfer: the encoder, the decoders, and their files.
 
 The encoder is the frozen Caffe VGG-19 up to relu{k}_1 (:class:`Encoder`), with its features divided
-by :data:`FEATURE_SCALE` (see :mod:`stylist.arbitrary` for why). A decoder (:class:`Decoder`) mirrors
+by their feature norms (:data:`stylist.weights.DECODER_FEATURE_NORMS`; see :mod:`stylist.arbitrary` for why). A decoder (:class:`Decoder`) mirrors
 the encoder from one level back to RGB; WCT uses one per level (:class:`WCTDecoders`). Decoder files
 are safetensors in fp16 with a ``stylist-arbitrary-decoder`` metadata block; the decoders shipped with
 Stylist live in ``stylist/models``. Training them is :mod:`stylist.train_decoders`.
@@ -15,19 +15,19 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, StylistError
 from .vgg import VGGFeatures
+from .weights import DECODER_FEATURE_NORMS
 
 METHODS = ("adain", "wct")
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # fine to coarse
 WCT_LEVELS = tuple(reversed(LEVELS))  # the order WCT runs them: coarse to fine
 ADAIN_LEVEL = "relu4_1"
-# Mean activation of each layer of the Caffe VGG-19 over BSDS500 photographs at their own size
-# (measured once, rounded). Features are divided by these: see the module notes.
-FEATURE_SCALE = {"relu1_1": 20.0, "relu2_1": 100.0, "relu3_1": 100.0, "relu4_1": 400.0, "relu5_1": 40.0}
+# The divisors of the encoder's features live in the weight-source table (weights.py); this is the
+# old name of those values, kept for callers written before the table.
+FEATURE_SCALE = DECODER_FEATURE_NORMS
 VGG_CHANNELS = (64, 128, 256, 512, 512)  # channels of blocks 1..5
 VGG_CONVS = (2, 2, 4, 4, 4)  # convolutions of blocks 1..5 (VGG-19)
 WCT_DEEP_WIDTH = 256  # channel cap of the relu5_1 WCT decoder (a departure, see the notes)
@@ -41,30 +41,20 @@ SHIPPED = {"adain": "adain_decoder.safetensors", "wct": "wct_decoders.safetensor
 
 
 class Encoder(nn.Module):
-    """The frozen Caffe VGG-19 up to ``deepest``, returning relu{k}_1 features divided by FEATURE_SCALE."""
+    """The frozen Caffe VGG-19 up to ``deepest``, returning relu{k}_1 features divided by their feature
+    norms (:data:`stylist.weights.DECODER_FEATURE_NORMS`, the source's table at those layers)."""
 
     def __init__(self, deepest: str = "relu5_1") -> None:
         super().__init__()
         self.vgg = VGGFeatures(LEVELS[: LEVELS.index(deepest) + 1], ENCODER_WEIGHTS)
         self.sha256 = self.vgg.sha256
+        self.feature_norms = self.vgg.feature_norms()
 
     def forward(self, x: torch.Tensor, stop: str | None = None) -> dict[str, torch.Tensor]:
-        """{relu{k}_1: features} for every level up to ``stop`` (default: the deepest built)."""
-        vgg, out = self.vgg, {}
-        stop = stop or vgg.layers[-1]
-        h = vgg.preprocess(x)
-        for name in vgg.names:
-            if name.startswith("conv"):
-                h = vgg.convs[name](h)
-            elif name.startswith("relu"):
-                h = F.relu(h, inplace=True)  # safe under autograd: ReLU's backward needs its output, conv's its input
-            else:
-                h = F.max_pool2d(h, 2, 2)
-            if name in FEATURE_SCALE:
-                out[name] = h / FEATURE_SCALE[name]
-            if name == stop:
-                break
-        return out
+        """{relu{k}_1: features} of ``x`` (RGB [0, 1], (B, 3, H, W)) for every level up to ``stop``
+        (default: the deepest built); the walk ends there."""
+        levels = self.vgg.layers if stop is None else LEVELS[: LEVELS.index(stop) + 1]
+        return {n: f / self.feature_norms[n] for n, f in self.vgg(x, levels).items()}
 
     def train(self, mode: bool = True) -> Encoder:
         return super().train(False)
@@ -159,7 +149,7 @@ def decoder_file(
         "levels": json.dumps(list(widths)),
         "widths": json.dumps(widths),
         "encoder": ENCODER_WEIGHTS,
-        "feature_scale": json.dumps(FEATURE_SCALE),
+        "feature_norms": json.dumps(DECODER_FEATURE_NORMS),
         **{k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()},
     }
     return tensors, meta

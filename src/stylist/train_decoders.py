@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import copy
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,24 +33,26 @@ from .decoders import (
     _load_cached,
     new_decoder,
 )
+from .devices import TRAIN_PRECISIONS, memory_format, train_dtype
 from .errors import ConfigError, StylistError
 from .image import load_tensor, resize_long_side
 from .losses import mean_std
-from .optimize import resolve_device
-from .training import (
-    TRAIN_PRECISIONS,
+from .training import (  # noqa: F401  (TrainProgress, TrainResult: the names callers import from here)
+    Batch,
     Batches,
     CropDataset,
+    FitConfig,
+    TrainCallback,
+    TrainProgress,
+    TrainResult,
+    check_checkpoint,
     find_images,
-    gather_floats,
-    init_distributed,
+    fit,
     is_main,
-    mean_across,
+    process_device,
     rank_and_world,
-    rng_state,
+    resume_options,
     seed_everything,
-    set_rng_state,
-    train_dtype,
 )
 
 ADAIN_STYLE_LAYERS = LEVELS[:4]  # Huang and Belongie's style loss layers
@@ -154,35 +155,6 @@ class DecoderTrainConfig:
             raise ConfigError(f"--time-limit must be a positive number of seconds; got {self.time_limit}")
 
 
-@dataclass
-class TrainProgress:
-    """What the training callback receives after every step."""
-
-    step: int  # steps done, 1-based, counted from the start of the run (resumed runs included)
-    total: int  # --steps
-    epoch: int  # pass over the photographs
-    losses: (
-        dict[str, float] | None
-    )  # weighted terms and total, averaged over processes; every log_every steps, else None
-    lr: float
-    elapsed: float  # seconds of training in this process (not counting earlier, resumed parts)
-    bad_files: int  # files that failed to decode so far (replaced by others)
-    checkpoint: Callable[[], dict] = field(repr=False)  # the run's state, for stylist.checkpoint and resume
-    preview: Callable[[], torch.Tensor] = field(repr=False)  # a grid image (1, 3, H, W) of the last batch
-
-
-@dataclass
-class TrainResult:
-    model: Decoder | WCTDecoders  # the trained decoder(s), float32 (unwrapped from DDP)
-    step: int
-    stopped: str  # done | time | callback
-    elapsed: float
-    device: str
-    precision: str
-    checkpoint: Callable[[], dict] = field(repr=False)
-
-
-TrainCallback = Callable[[TrainProgress], "bool | None"]
 CHECKPOINT_KIND = "stylist.train-decoder"
 # Folders with at most this many images are decoded once up front and kept in memory (shared by
 # the loader processes): a few hundred photos cost ~200 MB, and no JPEG is decoded twice.
@@ -195,59 +167,51 @@ LINEAR_FIT_PHOTOS = 64  # photos in that fit: 64 x ~27k pixels for 577 unknowns 
 def train_decoder(
     cfg: DecoderTrainConfig, callback: TrainCallback | None = None, resume: dict | None = None
 ) -> TrainResult:
-    """Train an AdaIN decoder or the WCT decoders; ``resume`` is a checkpoint dict to carry on from.
+    """Train an AdaIN decoder or the WCT decoders with :func:`stylist.training.fit`.
 
-    Runs under torchrun as well (one process per GPU, the data split between them); each process
-    calls ``callback``, and only the caller decides which one writes files (rank 0).
+    ``resume`` is a checkpoint dict to carry on from (see :func:`resume_config`). Runs under torchrun
+    as well (one process per GPU, the data split between them); each process calls ``callback``, and
+    only the caller decides which one writes files (rank 0). The result's model is the trained
+    decoder(s), float32, eval mode; ``progress.preview()`` gives a grid of the last batch.
     """
     cfg.validate()
-    device = init_distributed(cfg.device) or _train_device(cfg.device)
+    if resume is not None:
+        _check_resume(resume, cfg)
+    device = process_device(cfg.device)
     seed_everything(cfg.seed)
-    model = _initial_model(cfg).to(device, memory_format=_memory_format(device))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
+    fmt = memory_format(device)
+    model = _initial_model(cfg).to(device, memory_format=fmt)
     linear = cfg.method == "wct" and LINEAR_LEVEL in cfg.levels
     if linear:
         model[LINEAR_LEVEL].requires_grad_(False)  # fitted by least squares below, not trained
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    dtype = train_dtype(cfg.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    start = _restore(resume, cfg, model, opt, scaler)
-    if linear and resume is None:
-        fit_linear_decoder(model[LINEAR_LEVEL], find_images(cfg.content, "--content")[0], cfg.image_size, cfg.seed)
-    net = _wrap(model, device)
-    encoder = Encoder(ADAIN_LEVEL if cfg.method == "adain" else max(cfg.levels, key=LEVELS.index)).to(
-        device, memory_format=_memory_format(device)
+        if resume is None:
+            fit_linear_decoder(model[LINEAR_LEVEL], find_images(cfg.content, "--content")[0], cfg.image_size, cfg.seed)
+    deepest = ADAIN_LEVEL if cfg.method == "adain" else max(cfg.levels, key=LEVELS.index)
+    encoder = Encoder(deepest).to(device, memory_format=fmt)
+    batches, skipped = _data(cfg)
+    last: dict[str, torch.Tensor] = {}  # the last batch and its outputs, for the preview
+
+    def loss_fn(net: nn.Module, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        terms, shown = (_adain_losses if cfg.method == "adain" else _wct_losses)(net, encoder, images, cfg)
+        last.clear()
+        last.update(shown)
+        terms["total"] = sum(terms.values())
+        return terms
+
+    fit_config = FitConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        device=device,
+        dtype=train_dtype(cfg.precision, device),
+        lr_decay=cfg.lr_decay,
+        log_every=cfg.log_every,
+        time_limit=cfg.time_limit,
+        kind=CHECKPOINT_KIND,
+        config=asdict(cfg),
+        skipped=skipped,
+        memory_format=fmt,
     )
-    batches, bad0 = _data(cfg, start)
-    state = {"step": start, "model": model, "opt": opt, "scaler": scaler, "cfg": cfg}
-    checkpoint = lambda: _checkpoint(state)  # noqa: E731
-    losses_fn = _adain_losses if cfg.method == "adain" else _wct_losses
-    t0, bad, stopped, last = time.perf_counter(), bad0, "done", {}
-    for step in range(start + 1, cfg.steps + 1):
-        epoch, images, bad_now = _next_batch(batches, device)
-        lr = _set_lr(opt, cfg, step - 1)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            terms, last = losses_fn(net, encoder, images, cfg)
-        total = sum(terms.values())
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(opt)
-        scaler.update()
-        state["step"], bad = step, bad + bad_now
-        logged = _log(terms, total, step, cfg)
-        stopped = _should_stop(cfg, step, t0)
-        progress = TrainProgress(
-            step, cfg.steps, epoch, logged, lr, time.perf_counter() - t0, bad, checkpoint, _previewer(cfg, last)
-        )
-        if callback is not None and callback(progress):
-            stopped = "callback"
-        if stopped != "done":
-            break
-    model.eval()
-    return TrainResult(
-        model, state["step"], stopped, time.perf_counter() - t0, str(device), _dtype_name(dtype), checkpoint
-    )
+    return fit(model, loss_fn, batches, fit_config, callback, resume, preview=_previewer(cfg, last))
 
 
 def _initial_model(cfg: DecoderTrainConfig) -> Decoder | WCTDecoders:
@@ -303,46 +267,8 @@ def _patches(features: torch.Tensor) -> torch.Tensor:
     return torch.cat([cols, torch.ones(cols.shape[0], 1, dtype=cols.dtype, device=cols.device)], 1)
 
 
-def _train_device(name: str) -> torch.device:
-    """auto: the GPU if there is one, else the CPU (training on MPS is not tested)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return resolve_device(name)
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    # NHWC: cuDNN's fastest layout for bf16/fp16 convolutions; CPUs keep the default layout.
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
-
-
-def _dtype_name(dtype: torch.dtype | None) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
-    """DistributedDataParallel under torchrun (gradients averaged over processes), else the model itself."""
-    if rank_and_world()[1] == 1:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-def _set_lr(opt: torch.optim.Optimizer, cfg: DecoderTrainConfig, done: int) -> float:
-    lr = cfg.lr / (1.0 + cfg.lr_decay * done)
-    for group in opt.param_groups:
-        group["lr"] = lr
-    return lr
-
-
-@dataclass
-class _Streams:
-    content: object  # iterator of (epoch, Batch)
-    style: object | None
-
-
-def _data(cfg: DecoderTrainConfig, start: int) -> tuple[_Streams, int]:
-    """Batches of photo crops (and painting crops for AdaIN) positioned at step ``start``; files skipped."""
+def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, Batch]]], int]:
+    """(batches(step): photo crops, and painting crops for AdaIN, from step ``step`` on; files skipped)."""
     photos, skipped = find_images(cfg.content, "--content")
     per_step = cfg.batch_size * rank_and_world()[1]
     # Loader processes start afresh every epoch (a pause of a second or so): a small folder is
@@ -361,28 +287,24 @@ def _data(cfg: DecoderTrainConfig, start: int) -> tuple[_Streams, int]:
         # (each repeat gets its own crops), rather than one short epoch per step.
         repeat = math.ceil(max(len(content.dataset), per_step) / len(paintings))
         style = _batches(paintings, cfg.image_size, cfg.style_scale, cfg, cfg.seed + 1, repeat)
-    streams = _Streams(content.from_step(start), style.from_step(start) if style else None)
-    return streams, skipped
+
+    def batches(start: int) -> Iterator[tuple[int, Batch]]:
+        photo_batches = content.from_step(start)
+        painting_batches = style.from_step(start) if style is not None else None
+        for epoch, batch in photo_batches:
+            if painting_batches is None:
+                yield epoch, Batch({"content": batch.images}, batch.bad)
+                continue
+            _, paintings_batch = next(painting_batches)
+            images = {"content": batch.images, "style": paintings_batch.images}
+            yield epoch, Batch(images, batch.bad + paintings_batch.bad)
+
+    return batches, skipped
 
 
-def _batches(
-    files: list, size: int, scale: Sequence[float], cfg: DecoderTrainConfig, seed: int, repeat: int
-) -> Batches:
-    dataset = CropDataset(files, size, seed, (scale[0], scale[1]), repeat=repeat, preload=len(files) <= PRELOAD_LIMIT)
+def _batches(files: list, size: int, zoom: Sequence[float], cfg: DecoderTrainConfig, seed: int, repeat: int) -> Batches:
+    dataset = CropDataset(files, size, seed, (zoom[0], zoom[1]), repeat=repeat, preload=len(files) <= PRELOAD_LIMIT)
     return Batches(dataset, cfg.batch_size, seed, cfg.workers)
-
-
-def _next_batch(streams: _Streams, device: torch.device) -> tuple[int, dict[str, torch.Tensor], int]:
-    fmt = _memory_format(device)
-    epoch, batch = next(streams.content)
-    images, bad = {"content": batch.images.to(device, non_blocking=True).contiguous(memory_format=fmt)}, batch.bad
-    if streams.style is not None:
-        _, sbatch = next(streams.style)
-        images["style"], bad = (
-            sbatch.images.to(device, non_blocking=True).contiguous(memory_format=fmt),
-            bad + sbatch.bad,
-        )
-    return epoch, images, bad
 
 
 def _adain_losses(
@@ -435,27 +357,6 @@ def _wct_losses(
     return terms, {"content": x, **outs}
 
 
-def _log(
-    terms: dict[str, torch.Tensor], total: torch.Tensor, step: int, cfg: DecoderTrainConfig
-) -> dict[str, float] | None:
-    """The loss terms as floats on logging steps (a GPU sync, so not every step), else None."""
-    if step % cfg.log_every and step != cfg.steps:
-        return None
-    values = {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}
-    values = mean_across(values)
-    if not all(math.isfinite(v) for v in values.values()):
-        raise StylistError(f"the loss became {values['total']} at step {step}; lower --lr or use --precision fp32")
-    return values
-
-
-def _should_stop(cfg: DecoderTrainConfig, step: int, t0: float) -> str:
-    """'time' once --time-limit has passed (checked on logging steps, agreed by every process)."""
-    if cfg.time_limit is None or step % cfg.log_every:
-        return "done"
-    slowest = max(gather_floats(time.perf_counter() - t0))
-    return "time" if slowest > cfg.time_limit else "done"
-
-
 def _previewer(cfg: DecoderTrainConfig, last: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
     """A grid of the last batch (up to 4 rows): photo, painting, result (AdaIN) or photo and each
     level's reconstruction (WCT, coarse to fine)."""
@@ -471,66 +372,23 @@ def _previewer(cfg: DecoderTrainConfig, last: dict[str, torch.Tensor]) -> Callab
     return preview
 
 
-def _checkpoint(state: dict) -> dict:
-    model, opt = state["model"], state["opt"]
-    return {
-        "kind": CHECKPOINT_KIND,
-        "config": asdict(state["cfg"]),
-        "step": state["step"],
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "optimizer": opt.state_dict(),
-        "scaler": state["scaler"].state_dict(),
-        "rng": rng_state(),
-        "world": rank_and_world()[1],
-    }
-
-
 # Options a resumed run may change: none alters the state it carries on from.
 RESUME_MAY_CHANGE = ("steps", "device", "precision", "workers", "time_limit", "log_every", "content", "style")
 
 
 def resume_config(saved: dict, given: dict) -> DecoderTrainConfig:
-    """The checkpoint's options with those ``given`` (field -> value) that a resume may change."""
-    if saved.get("kind") != CHECKPOINT_KIND:
-        raise StylistError("not a checkpoint of stylist train-decoder")
-    config = dict(saved["config"])
-    for key, value in given.items():
-        if key in RESUME_MAY_CHANGE:
-            config[key] = value
-        elif key in config and _norm(config[key]) != _norm(value):
-            raise ConfigError(
-                f"--{key.replace('_', '-')} cannot change on --resume (the checkpoint has {config[key]!r}); start a new run instead"
-            )
-    return DecoderTrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    """The checkpoint's options with those ``given`` (field -> value) that a resume may change.
+
+    ConfigError (one line) for a file that is not a current checkpoint of ``stylist train-decoder``,
+    or when ``given`` changes an option outside :data:`RESUME_MAY_CHANGE`.
+    """
+    check_checkpoint(saved, CHECKPOINT_KIND, "stylist train-decoder")
+    return DecoderTrainConfig(**resume_options(saved["config"], given, RESUME_MAY_CHANGE))
 
 
-def _norm(value: object) -> object:
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
-def _restore(
-    resume: dict | None,
-    cfg: DecoderTrainConfig,
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-) -> int:
-    """Load a checkpoint into the fresh model and optimiser; the step to carry on from (0 for none)."""
-    if resume is None:
-        return 0
-    if resume.get("kind") != CHECKPOINT_KIND or resume["config"]["method"] != cfg.method:
+def _check_resume(state: dict, cfg: DecoderTrainConfig) -> None:
+    check_checkpoint(state, CHECKPOINT_KIND, "stylist train-decoder")
+    if state["config"]["method"] != cfg.method:
         raise StylistError("the checkpoint is not one of this method's decoder training")
-    model.load_state_dict(resume["model"])
-    opt.load_state_dict(resume["optimizer"])
-    if resume.get("scaler"):
-        scaler.load_state_dict(resume["scaler"])
-    if resume.get("world", 1) == rank_and_world()[1]:
-        set_rng_state(resume["rng"])  # another process count draws differently anyway
-    if resume["step"] >= cfg.steps:
-        raise ConfigError(f"the checkpoint is already at step {resume['step']}; give --steps above it to train on")
-    return int(resume["step"])
-
-
-def is_writer() -> bool:
-    """True in the process that writes files (rank 0, or the only one)."""
-    return is_main()
+    if state["step"] >= cfg.steps:
+        raise ConfigError(f"the checkpoint is already at step {state['step']}; give --steps above it to train on")
