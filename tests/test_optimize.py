@@ -211,7 +211,9 @@ def test_layer_balance_evens_out_the_style_layers(content64, style64):
         feats = obj.net_features(x)
         from stylist.losses import style_layer_loss
 
-        per = [float(style_layer_loss(obj.loss.gram(feats[n], n), obj.regions[0][1][n], 1, 1)) for n in cfg.style_layers]
+        per = [
+            float(style_layer_loss(obj.loss.gram(feats[n], n), obj.regions[0][1][n], 1, 1)) for n in cfg.style_layers
+        ]
         ratio = max(per) / min(per)
         assert (ratio < spread) if balance else (ratio > spread), (balance, per)
 
