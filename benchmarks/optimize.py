@@ -140,8 +140,9 @@ def build_textbook(
             continue
         with torch.no_grad():
             fc = trunk(content)
-            # Stylist's layer balance: features divided by their mean over the content photo.
-            scale = max(float(fc.mean()), 1e-6) if cfg.layer_balance else 1.0
+            # Stylist's layer balance: the weight source's feature norms (measured on the photo without a table).
+            table = loaded.feature_norms if cfg.pooling == "max" else None
+            scale = (table[name] if table else max(float(fc.clamp_min(0).mean()), 1e-6)) if cfg.layer_balance else 1.0
             if name in content_w:
                 terms.append(ContentTerm(fc, scale, cfg.content_weight * content_w[name]))
                 model.add_module(f"content_{name}", terms[-1])

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -176,7 +177,7 @@ class ResumableSampler(DistributedSampler):
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # (B, 3, S, S) in [0, 1]
+    images: torch.Tensor | dict[str, torch.Tensor]  # (B, 3, S, S) in [0, 1], or several such by name
     bad: int  # files that failed to decode and were replaced in this batch
 
 
@@ -384,7 +385,7 @@ def plain_value(value: object) -> object:
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def cpu_copy(obj: object) -> object:
+def cpu_copy(obj: Any) -> Any:
     """A state tree with every tensor copied to the CPU (a checkpoint must not change as the run goes on,
     and must load on any machine)."""
     if isinstance(obj, torch.Tensor):
@@ -466,7 +467,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 TrainCallback = Callable[[TrainProgress], "bool | None"]
-LossFn = Callable[[nn.Module, object], dict[str, torch.Tensor]]
+LossFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
 
 
 def process_device(name: str) -> torch.device:
@@ -476,7 +477,7 @@ def process_device(name: str) -> torch.device:
     return init_distributed(name) or resolve_device(name)
 
 
-def _to_device(images: object, device: torch.device, fmt: torch.memory_format) -> object:
+def _to_device(images: Any, device: torch.device, fmt: torch.memory_format) -> Any:
     if isinstance(images, dict):
         return {k: _to_device(v, device, fmt) for k, v in images.items()}
     return images.to(device, non_blocking=True).contiguous(memory_format=fmt)
