@@ -42,16 +42,11 @@ from PIL import Image
 from torch import nn
 
 from stylist.arbitrary import (
-    ADAIN_LEVEL,
     ArbitraryConfig,
-    Decoder,
-    Encoder,
-    WCTDecoders,
     adain,
-    load_decoder,
-    new_decoder,
     stylize_arbitrary,
 )
+from stylist.decoders import ADAIN_LEVEL, Decoder, Encoder, WCTDecoders, load_decoder, new_decoder
 from stylist.image import load_tensor, resize, to_pil
 from stylist.losses import mean_std
 from stylist.optimize import resolve_precision
@@ -99,10 +94,10 @@ class TextbookAdaIN(nn.Module):
         self.enc = nn.Sequential(*layers).float()
         self.dec = decoder.net.float()
         self.register_buffer("mean", vgg.mean.float())
-        self.scale = float(vgg.scale)
+        self.pixel_max = float(vgg.pixel_max)
 
     def encode(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.enc(rgb.flip(1) * self.scale - self.mean) / 400.0  # BGR 0..255 minus mean; FEATURE_SCALE
+        return self.enc(rgb.flip(1) * self.pixel_max - self.mean) / 400.0  # BGR 0..255 minus mean; the feature norm
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return self.dec(adain(self.encode(content), self.encode(style))).clamp(0, 1)

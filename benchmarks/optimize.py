@@ -66,11 +66,11 @@ class Normalize(nn.Module):
         mean, std = torch.tensor(pre["mean"]).view(1, 3, 1, 1), torch.tensor(pre["std"]).view(1, 3, 1, 1)
         self.register_buffer("mean", mean.flip(1) if self.bgr else mean)
         self.register_buffer("std", std.flip(1) if self.bgr else std)
-        self.scale = pre["scale"]
+        self.pixel_max = pre["pixel_max"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flip(1) if self.bgr else x
-        return (x * self.scale - self.mean) / self.std
+        return (x * self.pixel_max - self.mean) / self.std
 
 
 def plain_gram(f: torch.Tensor) -> torch.Tensor:
@@ -140,8 +140,9 @@ def build_textbook(
             continue
         with torch.no_grad():
             fc = trunk(content)
-            # Stylist's layer balance: features divided by their mean over the content photo.
-            scale = max(float(fc.mean()), 1e-6) if cfg.layer_balance else 1.0
+            # Stylist's layer balance: the weight source's feature norms (measured on the photo without a table).
+            table = loaded.feature_norms if cfg.pooling == "max" else None
+            scale = (table[name] if table else max(float(fc.clamp_min(0).mean()), 1e-6)) if cfg.layer_balance else 1.0
             if name in content_w:
                 terms.append(ContentTerm(fc, scale, cfg.content_weight * content_w[name]))
                 model.add_module(f"content_{name}", terms[-1])

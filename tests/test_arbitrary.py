@@ -11,25 +11,22 @@ import pytest
 import torch
 from PIL import Image
 
-from stylist import arbitrary as arb
+from stylist import decoders as arb_files
 from stylist.arbitrary import (
-    ADAIN_LEVEL,
     ArbitraryConfig,
-    Decoder,
-    DecoderTrainConfig,
-    Encoder,
-    WCTDecoders,
     adain,
     blend,
     masked_adain,
     pad_to_multiple,
     stylize_arbitrary,
-    train_decoder,
     wct,
 )
 from stylist.color import rgb_to_yiq
+from stylist.decoders import ADAIN_LEVEL, Decoder, Encoder, WCTDecoders
+from stylist.errors import StylistError
 from stylist.image import load_tensor, resize, resize_long_side, to_pil
 from stylist.losses import mean_std
+from stylist.train_decoders import DecoderTrainConfig, fit_linear_decoder, train_decoder
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "examples/content").glob("*.jpg"))
@@ -223,7 +220,7 @@ def test_masks_choose_the_painting_per_region(
     s1, s2 = image(PAINTINGS[0], 64), image(PAINTINGS[2], 64)
     ones, zeros = torch.ones(40, 56), torch.zeros(40, 56)
     for method, dec, levels in (
-        ("adain", adain_decoder, arb.WCT_LEVELS),
+        ("adain", adain_decoder, arb_files.WCT_LEVELS),
         ("wct", wct_decoders, ("relu2_1", "relu1_1")),
     ):
         cfg = lambda **kw: ArbitraryConfig(method=method, levels=levels, style_size=None, **kw, **CPU32)  # noqa: E731
@@ -287,7 +284,7 @@ def test_config_errors_are_one_line() -> None:
 def write_decoder(path: Path, model) -> Path:
     from safetensors.torch import save_file
 
-    tensors, meta = arb.decoder_file(model, {"steps": 0})
+    tensors, meta = arb_files.decoder_file(model, {"steps": 0})
     save_file(tensors, str(path), metadata=meta)
     return path
 
@@ -296,11 +293,11 @@ def test_decoder_files_round_trip_in_fp16(tmp_path: Path, adain_decoder: Decoder
     wct_small = WCTDecoders(("relu2_1", "relu1_1"))
     for method, model in (("adain", adain_decoder), ("wct", wct_small)):
         path = write_decoder(tmp_path / f"{method}.safetensors", model)
-        loaded = arb.load_decoder(method, path)
+        loaded = arb_files.load_decoder(method, path)
         for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
             assert k == k2 and torch.allclose(a, b, rtol=1e-3, atol=1e-4)
-    with pytest.raises(arb.StylistError, match="--method adain"):
-        arb.load_decoder("wct", tmp_path / "adain.safetensors")
+    with pytest.raises(StylistError, match="--method adain"):
+        arb_files.load_decoder("wct", tmp_path / "adain.safetensors")
 
 
 # --- command line ------------------------------------------------------------------------------------------
@@ -461,7 +458,7 @@ def test_linear_decoder_is_the_least_squares_optimum(folders: dict[str, Path], e
     squares) and reconstructs a photo at a size it was not fitted at (64 px, fitted at 48) above 30 dB."""
     photos = sorted(folders["photos"].rglob("p*.jpg"))
     decoder = Decoder("relu1_1")
-    arb.fit_linear_decoder(decoder, photos, 48)
+    fit_linear_decoder(decoder, photos, 48)
     assert not any(p.requires_grad for p in decoder.parameters())
 
     def pixel_grad_norm(dec: Decoder) -> float:
@@ -482,7 +479,7 @@ def test_linear_decoder_is_the_least_squares_optimum(folders: dict[str, Path], e
 def test_init_fine_tunes_only_the_levels_asked(folders: dict[str, Path], tmp_path: Path) -> None:
     start = WCTDecoders(("relu3_1", "relu2_1", "relu1_1"))
     path = write_decoder(tmp_path / "start.safetensors", start)
-    before = arb.load_decoder("wct", path)
+    before = arb_files.load_decoder("wct", path)
     cfg = small_cfg(folders, "wct", 2)
     cfg.init, cfg.levels = str(path), ("relu2_1", "relu1_1")
     tuned = train_decoder(cfg).model
@@ -492,7 +489,7 @@ def test_init_fine_tunes_only_the_levels_asked(folders: dict[str, Path], tmp_pat
     assert not same(tuned["relu2_1"], before["relu2_1"]) and not same(tuned["relu1_1"], before["relu1_1"])
     for levels, needle in ((("relu4_1",), "has no decoder for relu4_1"), (("relu1_1",), "leaves nothing to train")):
         cfg.levels = levels
-        with pytest.raises(arb.StylistError, match=needle):
+        with pytest.raises(StylistError, match=needle):
             train_decoder(cfg)
 
 
@@ -626,14 +623,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def shipped_or_skip(method: str) -> None:
-    path = arb.shipped_path(method)
+    path = arb_files.shipped_path(method)
     if not path.is_file():
         pytest.skip(f"{path.name} is not in this installation (src/stylist/models/)")
 
 
 def reconstructions(method: str, encoder: Encoder) -> dict[str, list[float]]:
     """PSNR of each held-out photo decoded straight from its own features (AdaIN: alpha 0; WCT: per level)."""
-    decoder = arb.load_decoder(method)
+    decoder = arb_files.load_decoder(method)
     scores: dict[str, list[float]] = {}
     for path in PHOTOS:
         photo = image(path, 256)

@@ -116,3 +116,51 @@ def test_size_invariance_of_mean_normalisation():
     small = style_layer_loss(gram(f), gram(p), 4, 64, "mean").item()
     big = style_layer_loss(gram(up(f)), gram(up(p)), 4, 256, "mean").item()
     assert big == pytest.approx(small, rel=1e-4)
+
+
+def test_perceptual_loss_by_hand():
+    """Each layer divided by its feature norm, the layer weights, the batch mean of the style term."""
+    from stylist.losses import PerceptualLoss
+
+    torch.manual_seed(0)
+    feats = {"a": torch.rand(2, 3, 4, 4), "b": torch.rand(2, 2, 2, 2)}
+    photo = {"a": torch.rand(2, 3, 4, 4), "b": torch.rand(2, 2, 2, 2)}
+    painting = {"a": torch.rand(1, 3, 5, 5), "b": torch.rand(1, 2, 3, 3)}
+    loss = PerceptualLoss({"a": 0.5}, {"a": 0.25, "b": 0.75}, {"a": 2.0, "b": 4.0})
+    content = loss.content(feats, loss.content_targets(photo))
+    assert content == pytest.approx(0.5 * float(((feats["a"] - photo["a"]) / 2).pow(2).mean()))
+    style = loss.style(feats, loss.style_targets(painting))
+    expected = 0.0
+    for n, w, norm in (("a", 0.25, 2.0), ("b", 0.75, 4.0)):
+        g, t = gram(feats[n] / norm), gram(painting[n] / norm)
+        expected += w * float((g - t).pow(2).sum()) / 2  # summed over the batch, then averaged
+    assert style == pytest.approx(expected, rel=1e-5)
+
+
+def test_one_feature_normalisation_for_optimisation_training_metrics_and_decoders(content64, style64):
+    """Optimisation, feed-forward training, the metrics and the arbitrary-style encoder all divide
+    by the weight source's table, and the metrics' content and style are the optimisation's terms."""
+    from stylist.decoders import Encoder
+    from stylist.feedforward import FeedForwardConfig, _build_losses
+    from stylist.metrics import Scorer
+    from stylist.optimize import Objective, TransferConfig, build_network
+    from stylist.weights import SOURCES
+
+    table = SOURCES["vgg19-caffe"].feature_norms
+    cfg = TransferConfig(content_weight=1.0, style_weight=1.0, device="cpu", precision="fp32")
+    layers = (*cfg.content_layers, *cfg.style_layers)
+    content, style = content64, style64[..., : content64.shape[-2], : content64.shape[-1]]
+    objective = Objective(build_network(cfg, torch.device("cpu")), cfg, content, [style])
+    scorer = Scorer(content, style, tuple(content.shape[-2:]))
+    ff = _build_losses(FeedForwardConfig(style="s", data="d"), torch.device("cpu"), style, content, None)
+    expected = {n: table[n] for n in layers}
+    assert objective.feature_norms == scorer.feature_norms == ff.loss.feature_norms == expected
+    assert Encoder("relu5_1").feature_norms == {
+        n: table[n] for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    }
+    result = torch.rand(content.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        terms = objective(result)
+    measured = scorer(result)
+    assert measured["content"] == pytest.approx(float(terms["content"]), rel=1e-4)
+    assert measured["style_gram"] == pytest.approx(float(terms["style"]), rel=1e-4)

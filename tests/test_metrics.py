@@ -93,3 +93,33 @@ def test_metrics_command_missing_file_is_one_line(tmp_path, content_path, style_
     )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope.png" in err
+
+
+def test_stylist_and_its_cli_import_without_the_resource_module(tmp_path):
+    """Windows has no ``resource`` module: importing stylist, its CLI and the metrics must not need it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoResource:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'resource':\n"
+        "            raise ModuleNotFoundError(\"No module named 'resource'\")\n"
+        "sys.modules.pop('resource', None)\n"
+        "sys.meta_path.insert(0, NoResource())\n"
+    )
+    src = Path(__file__).resolve().parent.parent / "src"
+    code = (
+        "import sys\n"
+        "import stylist, stylist.cli, stylist.metrics, stylist.study\n"
+        "assert 'resource' not in sys.modules, 'resource was imported'\n"
+        "try:\n    import resource\nexcept ImportError:\n    print('blocked')\n"
+        "print(stylist.metrics.rss_mb() >= 0)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{src}"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["blocked", "True"]

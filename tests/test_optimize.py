@@ -10,7 +10,7 @@ import stylist.optimize as opt
 from stylist import TransferConfig, stylize, transfer
 from stylist.errors import ConfigError, NonFiniteLossError
 from stylist.image import load_tensor, resize
-from stylist.optimize import Interrupted, Objective, build_network, plan_scales
+from stylist.optimize import Interrupted, Objective, build_network, plan_levels
 
 
 def luminance(x):
@@ -62,14 +62,14 @@ def test_first_order_optimisers_reduce_the_loss(content64, style64, optimizer):
 
 def test_multiscale_schedule():
     cfg = TransferConfig(iterations=300)
-    sched = plan_scales((341, 512), cfg)
+    sched = plan_levels((341, 512), cfg)
     assert [s for s, _ in sched] == [(85, 128), (170, 256), (341, 512)]
     assert [n for _, n in sched] == [171, 85, 44] and sum(n for _, n in sched) == 300
-    assert plan_scales((341, 512), TransferConfig(multiscale=False)) == [((341, 512), 300)]
+    assert plan_levels((341, 512), TransferConfig(multiscale=False)) == [((341, 512), 300)]
     # Small images get fewer scales: nothing below min_scale_size.
-    assert [s for s, _ in plan_scales((120, 180), cfg)] == [(120, 180)]
-    assert len(plan_scales((200, 300), cfg)) == 2
-    assert [s for s, _ in plan_scales((256, 384), cfg)] == [
+    assert [s for s, _ in plan_levels((120, 180), cfg)] == [(120, 180)]
+    assert len(plan_levels((200, 300), cfg)) == 2
+    assert [s for s, _ in plan_levels((256, 384), cfg)] == [
         (64, 96),
         (128, 192),
         (256, 384),
@@ -211,7 +211,9 @@ def test_layer_balance_evens_out_the_style_layers(content64, style64):
         feats = obj.net_features(x)
         from stylist.losses import style_layer_loss
 
-        per = [float(style_layer_loss(obj.gram(feats[n], n), obj.regions[0][1][n], 1, 1)) for n in cfg.style_layers]
+        per = [
+            float(style_layer_loss(obj.loss.gram(feats[n], n), obj.regions[0][1][n], 1, 1)) for n in cfg.style_layers
+        ]
         ratio = max(per) / min(per)
         assert (ratio < spread) if balance else (ratio > spread), (balance, per)
 
@@ -240,6 +242,6 @@ def test_scales_and_sizes_too_small_for_the_deepest_layer():
     cfg = TransferConfig(min_scale_size=16)
     assert opt.min_side(cfg) == 16
     assert opt.min_side(TransferConfig(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"))) == 2
-    assert all(min(hw) >= 16 for hw, _ in plan_scales((43, 64), cfg))
+    assert all(min(hw) >= 16 for hw, _ in plan_levels((43, 64), cfg))
     with pytest.raises(ConfigError, match="too small for the layers"):
         stylize(torch.rand(1, 3, 20, 30), torch.rand(1, 3, 20, 20), TransferConfig(size=16, iterations=1))

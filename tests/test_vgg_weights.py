@@ -172,3 +172,40 @@ def test_unusable_weight_files(tmp_path):
         W.load_weights(str(tmp_path / "other.pth"))
     with pytest.raises(WeightsError, match="unknown weights source"):
         W.load_weights("vgg99")
+
+
+def test_forward_stops_at_the_deepest_layer_asked_for_and_matches_the_full_walk(content64):
+    net = VGGFeatures(["relu1_1", "relu3_1", "relu5_1"])
+    ran: list[str] = []
+    hooks = [conv.register_forward_hook(lambda m, i, o, n=n: ran.append(n)) for n, conv in net.convs.items()]
+    with torch.no_grad():
+        full = net(content64)
+        ran.clear()
+        part = net(content64, ["relu1_1", "relu3_1"])
+    for hook in hooks:
+        hook.remove()
+    assert set(part) == {"relu1_1", "relu3_1"} and ran == ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"]
+    assert all(torch.equal(part[n], full[n]) for n in part)
+    with pytest.raises(ConfigError, match="deeper than this extractor"):
+        net(content64, ["relu5_2"])
+
+
+def test_feature_norms_come_from_the_sources_table_or_are_measured(content64, tmp_path):
+    """vgg19-caffe has a table for every layer name (the decoders' relu{k}_1 values kept); a weights
+    file has none, so its divisors are each layer's mean activation (after ReLU) over the sample."""
+    table = W.SOURCES["vgg19-caffe"].feature_norms
+    assert set(table) == set(layer_names("vgg19")) and table["conv4_1"] == table["relu4_1"]
+    assert {n: table[n] for n in W.DECODER_FEATURE_NORMS} == W.DECODER_FEATURE_NORMS
+    net = VGGFeatures(["conv1_1", "relu2_1", "relu4_2"])
+    assert net.feature_norms() == {n: table[n] for n in ("conv1_1", "relu2_1", "relu4_2")}
+    path = tmp_path / "mine.pth"
+    torch.save(W.load_weights("vgg19-caffe").state, path)
+    own = VGGFeatures(["conv1_1", "relu2_1"], weights=str(path))
+    with pytest.raises(ConfigError, match="no feature-norm table"):
+        own.feature_norms()
+    with torch.no_grad():
+        feats = own(content64)
+    measured = own.feature_norms(content64)
+    assert measured["relu2_1"] == pytest.approx(float(feats["relu2_1"].mean()))
+    assert measured["conv1_1"] == pytest.approx(float(feats["conv1_1"].clamp_min(0).mean()))
+    assert float(feats["conv1_1"].min()) < 0 < measured["conv1_1"]  # a conv layer is measured after its ReLU

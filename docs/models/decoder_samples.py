@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from stylist import arbitrary as arb
+from stylist import decoders
 from stylist.api import arbitrary
 from stylist.image import load_tensor, resize_long_side
 
@@ -74,14 +75,14 @@ def samples(method: str) -> None:
 
 def psnr_table(method: str) -> None:
     """Mean PSNR (dB) of each photo decoded from its own features, at 256 px."""
-    decoder, encoder = arb.load_decoder(method), arb.Encoder()
+    decoder, encoder = decoders.load_decoder(method), decoders.Encoder()
     scores: dict[str, list[float]] = {}
     with torch.no_grad():
         for photo_path in PHOTOS:
             photo = resize_long_side(load_tensor(photo_path), 256)
             h, w = photo.shape[-2:]
             feats = encoder(arb.pad_to_multiple(photo, 16))
-            for level in [arb.ADAIN_LEVEL] if method == "adain" else decoder.levels:
+            for level in [decoders.ADAIN_LEVEL] if method == "adain" else decoder.levels:
                 out = (decoder if method == "adain" else decoder[level])(feats[level])[..., :h, :w].clamp(0, 1)
                 scores.setdefault(level, []).append(float(10 * torch.log10(1 / (out - photo).pow(2).mean())))
     for level, values in scores.items():
@@ -89,6 +90,6 @@ def psnr_table(method: str) -> None:
 
 
 if __name__ == "__main__":
-    for m in sys.argv[1:] or arb.METHODS:
+    for m in sys.argv[1:] or decoders.METHODS:
         psnr_table(m)
         samples(m)

@@ -14,9 +14,10 @@ Departures from the paper, each for a reason:
 - **Reflection padding** instead of zero padding, so that the borders carry no dark frame.
 - **A sigmoid output** in [0, 1] (Stylist's image convention) instead of the paper's
   scaled tanh in the mean-subtracted 0..255 range.
-- **The losses are Stylist's**: ``mean`` normalisation (features and Gram matrices divided
-  by C*H*W) and each VGG layer divided by its mean activation over training photos
-  ("layer balance", as in optimisation transfer), so that the default weights (content 2,
+- **The losses are Stylist's**: the one perceptual loss of every method
+  (:class:`stylist.losses.PerceptualLoss`), with ``mean`` normalisation (features and Gram
+  matrices divided by C*H*W) and each VGG layer divided by its feature norm from the weight
+  source's table (its mean activation over photographs; "layer balance"), so that the default weights (content 2,
   style 40, TV 200 on the mean squared TV) mean the same at every crop size and the five
   style layers weigh in alike; Johnson et al. used raw VGG-16 activations.
 """
@@ -26,9 +27,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -37,6 +37,7 @@ from torch import nn
 
 from . import __version__
 from .color import luminance, with_chroma
+from .devices import TRAIN_PRECISIONS, resolve_device, train_dtype
 from .errors import ConfigError, StylistError, first_line
 from .image import (
     ImageLike,
@@ -50,24 +51,26 @@ from .image import (
     to_pil,
     write_atomic,
 )
-from .losses import content_loss, gram, style_layer_loss, tv_loss
-from .optimize import resolve_device
-from .training import (
-    TRAIN_PRECISIONS,
+from .losses import PerceptualLoss, equal_weights, tv_loss
+from .training import (  # noqa: F401  (TrainProgress, Interrupted: the names callers import from here)
     Batches,
     CropDataset,
-    any_across,
+    FitConfig,
+    Interrupted,
+    TrainCallback,
+    TrainProgress,
+    TrainResult,
+    check_checkpoint,
     find_images,
+    fit,
     gather_floats,
-    init_distributed,
-    mean_across,
     parameter_checksum,
+    plain_config,
+    process_device,
     rank_and_world,
-    rng_state,
+    resume_options,
     seed_everything,
-    set_rng_state,
     steps_for,
-    train_dtype,
 )
 from .vgg import VGGFeatures, check_layers
 from .weights import SOURCES, sha256_file
@@ -284,51 +287,12 @@ def train_preset(name: str | None, **options: object) -> FeedForwardConfig:
 
 
 @dataclass
-class TrainProgress:
-    """What the callback receives after every training step."""
-
-    step: int  # 1-based
-    total: int
-    epoch: int  # 0-based
-    losses: dict[str, float]  # weighted terms (content, style, tv, total), averaged over processes
-    images_per_s: float  # over all processes, since the run (or the resumed part) began
-    skipped: int  # files skipped so far: unreadable at the scan plus failed decodes
-    elapsed: float
-    preview: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)  # photo (1,3,H,W) -> stylised, CPU
-    checkpoint: Callable[[], dict] = field(repr=False)  # the run's state for stylist.checkpoint
-    history: list[dict] = field(repr=False, default_factory=list)  # every step's losses so far (not a copy)
-
-
-@dataclass
-class TrainResult:
-    model: TransformerNet  # on the CPU, float32, eval mode
-    metadata: dict[str, str]  # what save_model stores beside the weights
-    history: list[dict]
-    state: dict = field(repr=False, default_factory=dict)  # the final checkpoint: resume it with more --steps
-    stopped: str = "done"  # done | callback | time
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training; ``state`` is the run's checkpoint at the last finished step."""
-
-    def __init__(self, state: dict) -> None:
-        super().__init__("interrupted")
-        self.state = state
-
-
-@dataclass
 class _Losses:
-    """The loss network and the fixed style targets."""
+    """The loss network, the one perceptual loss and the painting's fixed style targets."""
 
     vgg: VGGFeatures
-    balance: dict[str, float]  # each layer's mean activation over training photos
-    targets: dict[str, torch.Tensor]  # balanced, mean-normalised Gram of the painting per style layer
-    layer_weights: dict[str, float]
-
-
-def _layer_weights(cfg: FeedForwardConfig) -> dict[str, float]:
-    weights = cfg.style_layer_weights or [1.0 / len(cfg.style_layers)] * len(cfg.style_layers)
-    return dict(zip(cfg.style_layers, weights))
+    loss: PerceptualLoss  # feature norms from the weight source's table (or measured, see _build_losses)
+    targets: dict[str, torch.Tensor]  # feature-normed, mean-normalised Gram of the painting per style layer
 
 
 def style_target(cfg: FeedForwardConfig) -> torch.Tensor:
@@ -345,42 +309,32 @@ def _build_losses(
     device: torch.device,
     painting: torch.Tensor,
     photos: torch.Tensor,
-    balance: dict[str, float] | None,
+    feature_norms: dict[str, float] | None,
 ) -> _Losses:
-    vgg = (
-        VGGFeatures([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights)
-        .to(device)
-        .to(memory_format=torch.channels_last)
-    )
+    """The losses; ``feature_norms`` from a checkpoint, else the source's table, else measured on ``photos``
+    (the first training crops) for a source without a table."""
+    layers = [*cfg.content_layers, *cfg.style_layers]
+    vgg = VGGFeatures(layers, weights=cfg.weights).to(device).to(memory_format=torch.channels_last)
     check_layers(cfg.content_layers, vgg.arch, "content layer")
     check_layers(cfg.style_layers, vgg.arch, "style layer")
-    if balance is None:
-        feats = vgg(photos.to(device))
-        balance = {name: max(float(f.float().mean()), 1e-6) for name, f in feats.items()}
-    style = vgg(painting.to(device))
-    targets = {name: gram(style[name].float() / balance[name]) for name in cfg.style_layers}
-    return _Losses(vgg, balance, targets, _layer_weights(cfg))
+    if feature_norms is None:
+        feature_norms = vgg.feature_norms(photos.to(device))
+    style_weights = cfg.style_layer_weights or [1.0 / len(cfg.style_layers)] * len(cfg.style_layers)
+    loss = PerceptualLoss(equal_weights(cfg.content_layers), dict(zip(cfg.style_layers, style_weights)), feature_norms)
+    targets = loss.style_targets({n: f.float() for n, f in vgg(painting.to(device)).items()})
+    return _Losses(vgg, loss, targets)
 
 
 def compute_losses(
     cfg: FeedForwardConfig, losses: _Losses, photos: torch.Tensor, out: torch.Tensor, dtype: torch.dtype | None
 ) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one batch (each averaged over the batch)."""
-    b = photos.shape[0]
     with torch.autocast(out.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         with torch.no_grad():
             target = losses.vgg(photos)
         feats = losses.vgg(out)
-    content = sum(
-        content_loss(feats[n].float() / losses.balance[n], target[n].float() / losses.balance[n])
-        for n in cfg.content_layers
-    )
-    content = content / len(cfg.content_layers)
-    style = out.new_zeros((), dtype=torch.float32)
-    for name, weight in losses.layer_weights.items():
-        f = feats[name].float() / losses.balance[name]
-        _, c, h, w = f.shape
-        style = style + weight * style_layer_loss(gram(f), losses.targets[name].expand(b, c, c), c, h * w) / b
+    content = losses.loss.content(feats, losses.loss.content_targets(target))
+    style = losses.loss.style({n: f.float() for n, f in feats.items()}, losses.targets)
     tv = tv_loss(out.float(), "l2")
     terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style, "tv": cfg.tv_weight * tv}
     terms["total"] = terms["content"] + terms["style"] + terms["tv"]
@@ -391,56 +345,37 @@ def _first_photos(dataset: CropDataset, count: int) -> torch.Tensor:
     return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
 
 
-def train(
-    cfg: FeedForwardConfig, callback: Callable[[TrainProgress], bool | None] | None = None, resume: dict | None = None
-) -> TrainResult:
-    """Train a network for ``cfg.style`` on ``cfg.data``; ``callback`` after every step (True stops).
+def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume: dict | None = None) -> TrainResult:
+    """Train a network for ``cfg.style`` on ``cfg.data`` with :func:`stylist.training.fit`.
 
-    Under torchrun each process trains on its own share of every epoch and DDP averages the
-    gradients, so all processes hold the same network. ``resume`` is a state from
-    :attr:`TrainProgress.checkpoint`: the run carries on at its step with the same batches,
-    crops and random numbers the unbroken run would have had.
+    ``callback`` after every step (True stops). Under torchrun each process trains on its own share
+    of every epoch and DDP averages the gradients, so all processes hold the same network.
+    ``resume`` is a state from :attr:`TrainProgress.checkpoint` (see :func:`resume_config` for the
+    options it fixes): the run carries on at its step with the same batches, crops and random
+    numbers the unbroken run would have had. Returns a :class:`stylist.training.TrainResult` whose
+    model is on the CPU, float32, eval mode, and whose metadata is what :func:`save_model` stores.
     """
     cfg.validate()
-    device = init_distributed(cfg.device) or resolve_device(cfg.device)
-    rank, world = rank_and_world()
+    if resume is not None:
+        check_checkpoint(resume, CHECKPOINT_KIND, "stylist train")
+    device = process_device(cfg.device)
+    world = rank_and_world()[1]
     dtype = train_dtype(cfg.precision, device)
     seed_everything(cfg.seed)
     painting = style_target(cfg)  # read first: a bad painting is reported before the data is scanned
     files, unreadable = find_images(cfg.data)
     dataset = CropDataset(files, cfg.image_size, cfg.seed)
-    batches = Batches(dataset, cfg.batch_size, cfg.seed, cfg.workers)
+    data = Batches(dataset, cfg.batch_size, cfg.seed, cfg.workers)
     total = cfg.steps or steps_for(cfg.epochs, len(files), cfg.batch_size, world)
 
     net = TransformerNet(cfg.norm, cfg.width).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    losses = _build_losses(cfg, device, painting, _first_photos(dataset, 16), resume["balance"] if resume else None)
-    step, history, skipped = 0, [], unreadable
-    if resume is not None:
-        net.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        step, history, skipped = resume["step"], list(resume["history"]), resume["skipped"]
-        set_rng_state(resume["rng"])
-    model = (
-        net
-        if world == 1
-        else nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    )
-    net.train()
+    saved_norms = resume["extra"]["feature_norms"] if resume is not None else None
+    losses = _build_losses(cfg, device, painting, _first_photos(dataset, 16), saved_norms)
 
-    def checkpoint() -> dict:
-        return {
-            "kind": CHECKPOINT_KIND,
-            "config": _plain(asdict(cfg)),
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "history": history,
-            "skipped": skipped,
-            "balance": losses.balance,
-            "rng": rng_state(),
-            "world": world,
-        }
+    def loss_fn(model: nn.Module, photos: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = model(photos)  # under fit's autocast
+        with torch.autocast(device.type, enabled=False):  # the loss sums in float32 (VGG itself autocasts)
+            return compute_losses(cfg, losses, photos, out, dtype)
 
     def preview(photo: torch.Tensor) -> torch.Tensor:
         net.eval()
@@ -449,84 +384,44 @@ def train(
         net.train()
         return out
 
-    start, seen, stopped = time.perf_counter(), 0, "done"
-    try:
-        if step < total:  # a finished run resumed without more --steps has nothing to do
-            for epoch, batch in batches.from_step(step):
-                photos = batch.images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    out = model(photos)
-                terms = compute_losses(cfg, losses, photos, out, dtype)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                optimizer.step()
-                step, seen, skipped = step + 1, seen + photos.shape[0] * world, skipped + batch.bad
-                values = mean_across({k: float(v.detach()) for k, v in terms.items()})
-                if not math.isfinite(values["total"]):
-                    raise StylistError(
-                        f"the training loss became {values['total']} at step {step}; lower --lr or the loss weights"
-                    )
-                history.append({"step": step, **values})
-                elapsed = time.perf_counter() - start
-                progress = TrainProgress(
-                    step,
-                    total,
-                    epoch,
-                    values,
-                    seen / max(elapsed, 1e-9),
-                    skipped,
-                    elapsed,
-                    preview,
-                    checkpoint,
-                    history,
-                )
-                if callback is not None and callback(progress):
-                    stopped = "callback"
-                    break
-                if step >= total:
-                    break
-                if cfg.time_limit is not None and any_across(
-                    elapsed >= cfg.time_limit
-                ):  # every process stops at the same step
-                    stopped = "time"
-                    break
-    except KeyboardInterrupt:
-        raise Interrupted(_cpu(checkpoint())) from None
+    fit_config = FitConfig(
+        steps=total,
+        lr=cfg.lr,
+        device=device,
+        dtype=dtype,
+        kind=CHECKPOINT_KIND,
+        config=asdict(cfg),
+        extra={"feature_norms": losses.loss.feature_norms},
+        skipped=unreadable,
+        memory_format=torch.channels_last,
+        time_limit=cfg.time_limit,
+    )
+    result = fit(net, loss_fn, data.from_step, fit_config, callback, resume, preview=preview)
     checksums = gather_floats(parameter_checksum(net))
-    state = _cpu(checkpoint())
-    net.eval()
-    metadata = _metadata(cfg, step, history, skipped, losses.balance, world, checksums, len(files))
-    metadata["stopped"] = stopped
-    return TrainResult(net.float().cpu(), metadata, history, state, stopped)
+    result.metadata = _metadata(cfg, result, losses.loss.feature_norms, world, checksums, len(files))
+    result.model = net.float().cpu().eval()
+    return result
 
 
-def _cpu(obj: object) -> object:
-    """A state dict tree with every tensor copied to the CPU (checkpoints load on any machine)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cpu(v) for v in obj)
-    return obj
+# Options a resumed run may change: none alters the state it carries on from.
+RESUME_MAY_CHANGE = ("steps", "epochs", "device", "workers", "precision", "time_limit")
 
 
-def _plain(config: dict) -> dict:
-    """A config dict with tuples as lists (what torch.load(weights_only=True) and JSON both take)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+def resume_config(state: dict, given: dict) -> FeedForwardConfig:
+    """The checkpoint's options with those ``given`` (field -> value) that a resume may change.
+
+    ConfigError (one line) for a file that is not a current checkpoint of ``stylist train``, or when
+    ``given`` changes an option outside :data:`RESUME_MAY_CHANGE`.
+    """
+    check_checkpoint(state, CHECKPOINT_KIND, "stylist train")
+    return FeedForwardConfig(**resume_options(state["config"], given, RESUME_MAY_CHANGE))
 
 
 def _metadata(
-    cfg: FeedForwardConfig,
-    step: int,
-    history: list[dict],
-    skipped: int,
-    balance: dict,
-    world: int,
-    checksums: list[float],
-    images: int,
+    cfg: FeedForwardConfig, result: TrainResult, feature_norms: dict, world: int, checksums: list[float], images: int
 ) -> dict[str, str]:
-    last = history[-1] if history else {}
+    step, skipped = result.step, result.state["skipped"]
+    last = result.history[-1] if result.history else {}
     return {
         "format": MODEL_FORMAT,
         "version": "1",
@@ -534,13 +429,14 @@ def _metadata(
         "width": str(cfg.width),
         "style_name": Path(cfg.style).name,
         "style_sha256": sha256_file(Path(cfg.style)),
-        "config": json.dumps(_plain(asdict(cfg))),
+        "config": json.dumps(plain_config(asdict(cfg))),
         "steps": str(step),
         "images": str(images),
         "skipped": str(skipped),
         "final_losses": json.dumps({k: round(v, 6) for k, v in last.items() if k != "step"}),
-        "balance": json.dumps(balance),
+        "feature_norms": json.dumps(feature_norms),
         "processes": str(world),
+        "stopped": result.stopped,
         "rank_checksums": json.dumps(checksums),
         "stylist_version": __version__,
         "torch_version": torch.__version__,

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import ConfigError, ImageError, StylistWarning
+from .errors import ConfigError, ImageError, StylistWarning, first_line
 
 # Output formats by suffix (Pillow format names).
 WRITE_FORMATS = {
@@ -766,8 +766,7 @@ def write_failure_reason(err: BaseException, folder: Path | None = None) -> str:
             return os.strerror(errno.ENOSPC)
     except OSError:
         pass
-    first = text.strip().splitlines()[0].strip() if text.strip() else type(err).__name__
-    return first[:160].rsplit(" ", 1)[0] if len(first) > 160 else first
+    return first_line(err)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None], what: str = "") -> Path:

@@ -140,3 +140,66 @@ def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, t
 
 def equal_weights(layers: Sequence[str]) -> dict[str, float]:
     return {name: 1.0 / len(layers) for name in layers}
+
+
+class PerceptualLoss:
+    """The one perceptual loss of every method and the metrics: content and Gram style terms on VGG
+    features, each layer divided by its feature norm (layer balance), under one normalisation.
+
+    ``content_weights`` and ``style_weights`` map layer names to weights (the paper's w_l; 1/n each
+    is :func:`equal_weights`); ``feature_norms`` maps every one of those layers to its divisor
+    (:meth:`stylist.vgg.VGGFeatures.feature_norms`, from the weight source's table). Targets are
+    computed once (:meth:`content_targets`, :meth:`style_targets`) and the terms then compare any
+    batch against them. Features are (B, C, H, W) of any float dtype; results are float32.
+
+    Dividing a Gram matrix by norm^2 equals dividing the features by norm, without an elementwise
+    pass over the largest activations.
+    """
+
+    def __init__(
+        self,
+        content_weights: Mapping[str, float],
+        style_weights: Mapping[str, float],
+        feature_norms: Mapping[str, float],
+        normalization: str = "mean",
+    ) -> None:
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}")
+        self.content_weights, self.style_weights = dict(content_weights), dict(style_weights)
+        self.feature_norms, self.normalization = dict(feature_norms), normalization
+
+    def gram(self, features: torch.Tensor, layer: str) -> torch.Tensor:
+        """The Gram matrices (B, C, C) of one layer's features, feature-normed."""
+        return gram(features, self.normalization) / self.feature_norms[layer] ** 2
+
+    def masked_gram(self, features: torch.Tensor, mask: torch.Tensor, layer: str) -> torch.Tensor:
+        """The Gram matrices of one layer's features inside a soft region (see :func:`masked_gram`)."""
+        return masked_gram(features, mask, self.normalization) / self.feature_norms[layer] ** 2
+
+    def content_targets(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The photo's feature-normed features at the content layers (float32)."""
+        return {n: _wide(features[n]) / self.feature_norms[n] for n in self.content_weights}
+
+    def style_targets(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The painting's feature-normed Gram matrices at the style layers."""
+        return {n: self.gram(features[n], n) for n in self.style_weights}
+
+    def content(self, features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_l w_l L_content`` between ``features`` and the content targets (one per image of the batch)."""
+        total = None
+        for n, w in self.content_weights.items():
+            term = w * content_loss(_wide(features[n]) / self.feature_norms[n], targets[n], self.normalization)
+            total = term if total is None else total + term
+        assert total is not None, "no content layers"
+        return total
+
+    def style(self, features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_l w_l E_l`` against Gram targets (1 or B, C, C), averaged over the batch."""
+        total = None
+        for n, w in self.style_weights.items():
+            f = features[n]
+            b, c, h, wd = f.shape
+            term = w * style_layer_loss(self.gram(f, n), targets[n].expand(b, c, c), c, h * wd, self.normalization) / b
+            total = term if total is None else total + term
+        assert total is not None, "no style layers"
+        return total

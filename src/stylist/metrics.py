@@ -4,13 +4,14 @@ No single number judges style transfer: a result can copy the painting's statist
 the photo, or keep the photo and miss the painting. These numbers say *how far* a result is
 from each input along a few axes, for comparing settings on the same pair, never across pairs.
 
-- ``content``: mean squared difference of VGG features at the content layers (default
-  ``relu4_2``) between result and photo, each layer divided by its mean activation over the photo
-  (as the optimisation's layer balance does). 0 = same features; grows as the photo's
-  structure is lost. It is also what optimisation minimises, so it favours optimisation.
-- ``style_gram``: sum over the style layers (``relu1_1`` .. ``relu5_1``, equal weights) of the
-  squared Frobenius distance of the ``mean``-normalised Gram matrices, result against painting.
-  What optimisation minimises; blind to where things are.
+- ``content``: the content term of the one perceptual loss (:class:`stylist.losses.PerceptualLoss`,
+  ``mean`` normalisation, equal layer weights) between result and photo at the content layers
+  (default ``relu4_2``): mean squared difference of the features, each layer divided by its feature
+  norm from the weight source's table (as every method does). 0 = same features; grows as the
+  photo's structure is lost. It is also what optimisation minimises, so it favours optimisation.
+- ``style_gram``: the style term of the same loss at the style layers (``relu1_1`` .. ``relu5_1``,
+  equal weights): squared Frobenius distance of the ``mean``-normalised Gram matrices, result
+  against painting. What optimisation minimises; blind to where things are.
 - ``style_meanstd``: the same layers, mean squared distance of the per-channel means plus that of
   the per-channel standard deviations (AdaIN's statistics). Cheaper, coarser than the Gram.
 - ``ssim``: structural similarity of the luminance of result and photo (Gaussian window, sigma 1.5,
@@ -27,7 +28,6 @@ the image's: :class:`PeakMemory` samples them.
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from .color import luminance
+from .devices import resolve_device
 from .image import ImageLike, check_min_side, fit_min_side, load_tensor, resize, source_name
-from .losses import gram, mean_std
-from .optimize import min_side, resolve_device
+from .losses import PerceptualLoss, equal_weights, mean_std
+from .optimize import min_side
 from .vgg import VGGFeatures
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -131,34 +132,29 @@ class Scorer:
         ).to(self.device)
         self.content = resize(content.float(), self.size)
         self.style = fit_min_side(style.float(), min_side(self.cfg), "the style image", max(self.size))  # issue 19
+        layers = list(dict.fromkeys((*self.cfg.content_layers, *self.cfg.style_layers)))
+        self.feature_norms = self.net.feature_norms(self.content.to(self.device), layers)
+        self.loss = PerceptualLoss(
+            equal_weights(self.cfg.content_layers), equal_weights(self.cfg.style_layers), self.feature_norms
+        )
         with torch.no_grad():
             cf = self.net(self.content.to(self.device))
-            # Layer balance, as the optimisation does: each layer divided by its mean over the photo.
-            self.scales = {n: max(float(f.mean()), 1e-6) for n, f in cf.items()}
-            self.content_targets = {n: cf[n] / self.scales[n] for n in self.cfg.content_layers}
-            sf = self._features(self.style)
-            self.style_grams = {n: gram(sf[n]) for n in self.cfg.style_layers}
-            self.style_stats = {n: mean_std(sf[n]) for n in self.cfg.style_layers}
-
-    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.net(x.to(self.device))
-        return {n: f / self.scales[n] for n, f in feats.items()}
+            sf = self.net(self.style.to(self.device))
+            self.content_targets = self.loss.content_targets(cf)
+            self.style_grams = self.loss.style_targets(sf)
+            self.style_stats = {n: mean_std(sf[n].float() / self.feature_norms[n]) for n in self.cfg.style_layers}
 
     @torch.no_grad()
     def __call__(self, result: torch.Tensor) -> dict[str, float]:
         x = result.float()
         if tuple(x.shape[-2:]) != self.size:
             raise ValueError(f"this scorer measures results of {self.size}; got {tuple(x.shape[-2:])}")
-        f = self._features(x)
-        content = sum(float((f[n] - self.content_targets[n]).pow(2).mean()) for n in self.cfg.content_layers) / len(
-            self.cfg.content_layers
-        )
-        style_gram = sum(float((gram(f[n]) - self.style_grams[n]).pow(2).sum()) for n in self.cfg.style_layers) / len(
-            self.cfg.style_layers
-        )
+        f = self.net(x.to(self.device))
+        content = float(self.loss.content(f, self.content_targets))
+        style_gram = float(self.loss.style(f, self.style_grams))
         style_ms = 0.0
         for n in self.cfg.style_layers:
-            (m, s), (tm, ts) = mean_std(f[n]), self.style_stats[n]
+            (m, s), (tm, ts) = mean_std(f[n].float() / self.feature_norms[n]), self.style_stats[n]
             style_ms += float((m - tm).pow(2).mean() + (s - ts).pow(2).mean())
         return {
             "content": content,
@@ -186,9 +182,14 @@ def rss_mb() -> float:
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc; no os.sysconf on Windows
+        pass
+    try:
+        import resource  # Unix only: imported here so that stylist imports on Windows
+    except ImportError:
+        return 0.0  # no portable way to read it without a dependency: the figure is left out (0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 class PeakMemory:

@@ -13,27 +13,34 @@ Departures from the paper, each switchable:
   network, whose ReLUs run in place, reports as ``conv4_2``;
 - the paper used a VGG "normalised" so that each filter's mean activation over ImageNet
   is one, which keeps the five style layers on a comparable footing. The released
-  weights are not normalised (mean activations run from about 15 at relu1_1 to about
+  weights are not normalised (mean activations run from about 20 at relu1_1 to about
   400 at relu4_1, so relu4_1 would outweigh relu1_1 a hundred-thousandfold). Stylist
-  divides each layer's features by that layer's mean activation over the content
-  photo, a per-layer stand-in for the paper's normalisation (``layer_balance=False``
-  uses the raw activations);
+  divides each layer's features by its feature norm, that layer's mean activation over a
+  fixed set of photographs, from the weight source's table (:mod:`stylist.weights`; the
+  same divisors every method and the metrics use), a per-layer stand-in for the paper's
+  normalisation (``layer_balance=False`` uses the raw activations);
 - on hardware with fast bfloat16 (CUDA, CPUs with AMX or AVX512-BF16) the VGG passes run in bfloat16
   (the network is cast once) while the image, Grams and losses stay float32 (``precision="fp32"`` turns it off).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from .color import COLOR_MODES, prepare_colors, with_chroma
+from .devices import (  # noqa: F401  (resolve_device, resolve_precision, PRECISIONS: old import path)
+    PRECISIONS,
+    cpu_has_fast_bf16,
+    resolve_device,
+    resolve_precision,
+    working_dtype,
+)
 from .errors import ConfigError, NonFiniteLossError
 from .image import (
     ImageLike,
@@ -46,24 +53,15 @@ from .image import (
     resize_long_side,
     source_name,
 )
-from .losses import (
-    NORMALIZATIONS,
-    TV_KINDS,
-    content_loss,
-    gram,
-    layer_mask,
-    masked_gram,
-    style_layer_loss,
-    tv_loss,
-)
+from .losses import NORMALIZATIONS, TV_KINDS, PerceptualLoss, layer_mask, style_layer_loss, tv_loss
 from .masks import load_masks
+from .training import check_checkpoint, cpu_copy, resume_options
 from .vgg import POOLING, VGGFeatures, check_layers, layer_names
 from .weights import SOURCES
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 INITS = ("content", "noise", "style")
-PRECISIONS = ("auto", "fp32", "bf16")
-# A loss this many times the lowest seen at the current scale counts as a blow-up (see stylize).
+# A loss this many times the lowest seen at the current level counts as a blow-up (see stylize).
 BLOWUP = 2.0
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 3e-6}
 # Options a resumed run may change: none of them alters the state it carries on from.
@@ -77,7 +75,7 @@ class TransferConfig:
 
     # Longest side of the result in pixels; None = 512 on a CPU, 1024 on a GPU.
     size: int | None = None
-    # Optimiser iterations in all, shared out over the scales of the multi-scale schedule.
+    # Optimiser iterations in all, shared out over the levels of the coarse-to-fine schedule.
     iterations: int = 300
     # lbfgs (the paper's), adam or sgd.
     optimizer: str = "lbfgs"
@@ -119,8 +117,9 @@ class TransferConfig:
     tv: str = "l1"
     # mean (size-independent, default) or paper (Gatys et al.'s sums); see stylist.losses.
     normalization: str = "mean"
-    # Divide each layer's features by its mean activation over the content photo, standing
-    # in for the paper's normalised VGG (see the module notes); False = raw activations.
+    # Divide each layer's features by its feature norm (its mean activation over photographs, from
+    # the weight source's table), standing in for the paper's normalised VGG (see the module notes);
+    # False = raw activations.
     layer_balance: bool = True
     # max (the network's own) or avg (Gatys et al.'s choice for synthesis).
     pooling: str = "max"
@@ -128,12 +127,12 @@ class TransferConfig:
     weights: str = "vgg19-caffe"
     # For a weights file without metadata: caffe or imagenet.
     weights_preprocessing: str | None = None
-    # Coarse-to-fine schedule (quarter, half, full size); False = one scale only.
+    # Coarse-to-fine schedule (quarter, half, full size); False = one level only.
     multiscale: bool = True
-    # The coarsest scale of the schedule is never smaller than this (long side, px): 96 gives
-    # three scales from a 384 px result up.
+    # The coarsest level of the schedule is never smaller than this (long side, px): 96 gives
+    # three levels from a 384 px result up.
     min_scale_size: int = 96
-    # Stop a scale early when the loss improved by less than early_stop_tol (relative)
+    # Stop a level early when the loss improved by less than early_stop_tol (relative)
     # over early_stop_patience iterations; 0 disables.
     early_stop_patience: int = 30
     early_stop_tol: float = 1e-3
@@ -209,11 +208,11 @@ class TransferConfig:
 class Progress:
     """What the callback receives after every iteration."""
 
-    step: int  # 1-based, counted over all scales
-    total: int  # planned iterations over all scales
-    level: int  # 0-based scale index
+    step: int  # 1-based, counted over all levels
+    total: int  # planned iterations over all levels
+    level: int  # 0-based level of the coarse-to-fine schedule
     levels: int
-    size: tuple[int, int]  # (H, W) of the current scale
+    size: tuple[int, int]  # (H, W) of the current level
     losses: dict[str, float]  # weighted terms: content, style, tv, total
     elapsed: float  # seconds since the start
     image: torch.Tensor  # current result (1, 3, h, w) in [0, 1], on the CPU
@@ -248,48 +247,13 @@ class Interrupted(KeyboardInterrupt):
 Callback = Callable[[Progress], "bool | None"]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' asked for, but no CUDA GPU is available here: use --device cpu or auto")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"device '{name}' asked for, but MPS is not available here: use --device cpu or auto")
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name != "auto":
-        return name
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    if device.type == "cpu" and _cpu_has_fast_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def _cpu_has_fast_bf16() -> bool:
-    # oneDNN runs bf16 convolutions on AMX tiles (recent Xeons) about 4x faster than fp32, and
-    # with AVX512-BF16 (recent EPYCs) about 1.6x faster; elsewhere bf16 is emulated and slower.
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return any(bool(probe and probe()) for probe in probes)
-
-
 def default_size(device: torch.device) -> int:
     """Long side of the result when --size is not given: what a default run finishes in about
     two minutes or less. GPUs: 1024 px. CPUs with fast bf16 (AMX, AVX512-BF16): 512 px. Other
     CPUs run VGG in fp32, about twice as slow again: 384 px (256 px x 1.5, the classic figure size)."""
     if device.type != "cpu":
         return 1024
-    return 512 if _cpu_has_fast_bf16() else 384
+    return 512 if cpu_has_fast_bf16() else 384
 
 
 def min_side(cfg: TransferConfig) -> int:
@@ -302,7 +266,7 @@ def min_side(cfg: TransferConfig) -> int:
     return 2 ** sum(1 for name in order[:deepest] if name.startswith("pool"))
 
 
-def plan_scales(final_hw: tuple[int, int], cfg: TransferConfig) -> list[tuple[tuple[int, int], int]]:
+def plan_levels(final_hw: tuple[int, int], cfg: TransferConfig) -> list[tuple[tuple[int, int], int]]:
     """[(size, iterations)] from coarse to fine.
 
     Up to three scales (1/4, 1/2, 1) whose long side stays at or above ``min_scale_size``;
@@ -315,7 +279,7 @@ def plan_scales(final_hw: tuple[int, int], cfg: TransferConfig) -> list[tuple[tu
             levels += 1
     shares = [2 ** (levels - 1 - i) for i in range(levels)]
     iters = [max(1, int(cfg.iterations * s / sum(shares))) for s in shares]
-    iters[-1] += cfg.iterations - sum(iters)  # rounding goes to the final scale
+    iters[-1] += cfg.iterations - sum(iters)  # rounding goes to the final level
     iters = [max(1, n) for n in iters]
     sizes = [fit_size(final_hw[0], final_hw[1], round(long_side / 2 ** (levels - 1 - i))) for i in range(levels)]
     sizes[-1] = final_hw
@@ -341,12 +305,13 @@ def build_network(cfg: TransferConfig, device: torch.device) -> VGGFeatures:
 
 
 class Objective:
-    """``alpha * L_content + beta * L_style + gamma * TV`` for one content/style pair at one size.
+    """``alpha * L_content + beta * L_style + gamma * TV`` for one content/style pair at one size,
+    on the one perceptual loss (:class:`stylist.losses.PerceptualLoss`).
 
-    ``scales`` (layer -> divisor, see :func:`layer_balance`) is computed from ``content`` when
-    not given. A multi-scale run passes the divisors of the final size to every scale, so that
-    every scale optimises the objective the result is judged by: mean activations change with
-    the image size (relu5_1 on the example photo: 58 at 128 px, 31 at 512 px).
+    ``feature_norms`` (layer -> divisor, see :func:`feature_norms_for`) are looked up (or, for a
+    weight source without a table, measured on ``content``) when not given. A coarse-to-fine run
+    passes the same divisors to every level of its schedule, so that every level optimises the
+    objective the result is judged by.
     """
 
     def __init__(
@@ -357,20 +322,26 @@ class Objective:
         styles: Sequence[torch.Tensor],
         style_blend: Sequence[float] | None = None,
         precision: str = "fp32",
-        scales: dict[str, float] | None = None,
+        feature_norms: dict[str, float] | None = None,
         masks: Sequence[torch.Tensor] | None = None,
     ) -> None:
         self.net, self.cfg, self.precision = net, cfg, precision
         self.dtype = working_dtype(precision)
         net.to(self.dtype, memory_format=torch.channels_last)
-        self.content_w = layer_weights(cfg.content_layers, cfg.content_layer_weights)
-        self.style_w = layer_weights(cfg.style_layers, cfg.style_layer_weights)
+        if feature_norms is None:
+            feature_norms = feature_norms_for(net, cfg, content, precision)
+        self.feature_norms = feature_norms
+        self.loss = PerceptualLoss(
+            layer_weights(cfg.content_layers, cfg.content_layer_weights),
+            layer_weights(cfg.style_layers, cfg.style_layer_weights),
+            feature_norms,
+            cfg.normalization,
+        )
         shares = torch.tensor(list(style_blend or [1.0] * len(styles)), dtype=torch.float64)
         shares = shares / shares.sum()
         with torch.no_grad():
             feats = self.net_features(content)
-            self.scales = scales if scales is not None else _balance(feats, cfg)
-            self.content_targets = {n: feats[n].float() / self.scales[n] for n in cfg.content_layers}
+            self.content_targets = self.loss.content_targets(feats)
             grams = [self._style_grams(style, feats) for style in styles]
         if masks is None:
             # A blend is one target: the share-weighted mean of the paintings' Grams.
@@ -389,7 +360,7 @@ class Objective:
 
     def _style_grams(self, style: torch.Tensor, content_feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         sf = self.net_features(style)
-        grams = {n: self.gram(sf[n], n) for n in self.cfg.style_layers}
+        grams = self.loss.style_targets(sf)
         if self.cfg.normalization == "paper":
             # The paper's Gram is a sum over positions, and its formula assumes the painting
             # and the result have the same number M of them. A painting of another shape
@@ -399,30 +370,21 @@ class Objective:
                 grams[n] = grams[n] * (_positions(content_feats[n]) / _positions(sf[n]))
         return grams
 
-    def gram(self, f: torch.Tensor, layer: str) -> torch.Tensor:
-        # Dividing the Gram by scale^2 equals dividing the features by scale, without
-        # an elementwise pass over the largest activations.
-        return gram(f, self.cfg.normalization) / self.scales[layer] ** 2
-
     def net_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return _features(self.net, x, self.dtype)
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
+        cfg, loss = self.cfg, self.loss
         feats = self.net_features(x)
-        lc = sum(
-            w * content_loss(feats[n].float() / self.scales[n], self.content_targets[n], cfg.normalization)
-            for n, w in self.content_w.items()
-        )
+        lc = loss.content(feats, self.content_targets)
         ls = None
         for masks, targets, share in self.regions:
-            for n, w in self.style_w.items():
+            for n, w in loss.style_weights.items():
                 _, c, h, wd = feats[n].shape
                 if masks is None:
-                    g, area = self.gram(feats[n], n), 1.0
+                    g, area = loss.gram(feats[n], n), 1.0
                 else:
-                    g = masked_gram(feats[n], masks[n], cfg.normalization) / self.scales[n] ** 2
-                    area = masks[n].pow(2).mean()
+                    g, area = loss.masked_gram(feats[n], masks[n], n), masks[n].pow(2).mean()
                 term = (w * share * area) * style_layer_loss(g, targets[n], c, h * wd, cfg.normalization)
                 ls = term if ls is None else ls + term
         terms = {"content": cfg.content_weight * lc, "style": cfg.style_weight * ls}
@@ -438,10 +400,6 @@ def _positions(f: torch.Tensor) -> int:
     return f.shape[-2] * f.shape[-1]
 
 
-def working_dtype(precision: str) -> torch.dtype:
-    return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
 def _features(net: VGGFeatures, x: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     # The network is held in the working dtype and channels-last layout (weights cast
     # once, not per call as autocast would; oneDNN and cuDNN run fastest in NHWC);
@@ -449,23 +407,24 @@ def _features(net: VGGFeatures, x: torch.Tensor, dtype: torch.dtype) -> dict[str
     return net(x.to(dtype, memory_format=torch.channels_last))
 
 
-def _balance(feats: dict[str, torch.Tensor], cfg: TransferConfig) -> dict[str, float]:
-    return {n: max(float(f.float().mean()), 1e-6) if cfg.layer_balance else 1.0 for n, f in feats.items()}
-
-
-def layer_balance(
+def feature_norms_for(
     net: VGGFeatures, cfg: TransferConfig, content: torch.Tensor, precision: str = "fp32"
 ) -> dict[str, float]:
-    """Per-layer divisors: each layer's mean activation over ``content`` (1.0 with layer_balance off).
+    """The per-layer divisors of the loss (1.0 each with ``layer_balance`` off).
 
-    Departure from Gatys et al.: dividing each layer's features by its mean activation puts
-    the layers on one footing (raw relu5_1 Gram entries are orders of magnitude below
-    relu1_1's), so equal layer weights mean equal influence.
+    Departure from Gatys et al., who used a VGG normalised so that each filter's mean activation
+    over ImageNet is one: the released weights are not normalised (raw relu5_1 Gram entries are
+    orders of magnitude below relu1_1's), so each layer is divided by its mean activation over
+    photographs, from the weight source's table (:mod:`stylist.weights`); a source without a
+    table (or average pooling) is measured on ``content``. Equal layer weights then mean equal
+    influence, as in the paper.
     """
+    layers = list(dict.fromkeys((*cfg.content_layers, *cfg.style_layers)))
+    if not cfg.layer_balance:
+        return dict.fromkeys(layers, 1.0)
     dtype = working_dtype(precision)
     net.to(dtype, memory_format=torch.channels_last)
-    with torch.no_grad():
-        return _balance(_features(net, content, dtype), cfg)
+    return net.feature_norms(content.to(dtype, memory_format=torch.channels_last), layers)
 
 
 def initial_image(
@@ -510,8 +469,8 @@ def stylize(
     and returns the image so far. Ctrl-C raises :class:`Interrupted` carrying the image so far.
 
     ``resume`` is a state from ``progress.checkpoint()`` or ``result.checkpoint()`` (saved and
-    loaded with :mod:`stylist.checkpoint`): the run carries on from it, at its scale and step,
-    to ``cfg.iterations`` in all (extra iterations go to the final scale). Options other than
+    loaded with :mod:`stylist.checkpoint`): the run carries on from it, at its level and step,
+    to ``cfg.iterations`` in all (extra iterations go to the final level). Options other than
     those in :data:`RESUME_MAY_CHANGE` must be the checkpoint's; with the same inputs the result
     is the one the uninterrupted run would have given.
     """
@@ -529,7 +488,7 @@ def stylize(
     mask_ts = load_masks(masks, len(style_ts), tuple(content_t.shape[-2:]))
     photo = content_t
     content_t, style_ts = prepare_colors(cfg.preserve_color, content_t, style_ts)
-    show = _presenter(cfg, photo)
+    show = _user_view(cfg, photo)
     if callback is not None and cfg.preserve_color == "luminance":
         user_callback = callback
 
@@ -541,7 +500,7 @@ def stylize(
     check_min_side(  # issue 19: refused before any work (the optimised image itself cannot be padded)
         final_hw, min_side(cfg), f"{source_name(content, 'content image')} (the result at this --size)", "raise --size"
     )
-    schedule = plan_scales(final_hw, cfg) if resume is None else resumed_schedule(resume, cfg, final_hw)
+    schedule = plan_levels(final_hw, cfg) if resume is None else resumed_schedule(resume, cfg, final_hw)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -552,11 +511,11 @@ def stylize(
         alpha=content_p.alpha_at(final_hw),
         weights_sha256=net.sha256,
     )
-    run = _Run(result, schedule, callback, cfg, generator, final_hw)
+    run = _RunState(result, schedule, callback, cfg, generator, final_hw)
     result.checkpoint = run.checkpoint
-    start = run.restore(resume) if resume is not None else _Start()
-    # The divisors of the final size, for every scale: one objective from coarse to fine.
-    scales = layer_balance(net, cfg, resize(content_t, final_hw).to(device), precision)
+    start = run.restore(resume) if resume is not None else _ResumePoint()
+    # One set of divisors for every level: one objective from coarse to fine.
+    feature_norms = feature_norms_for(net, cfg, resize(content_t, final_hw).to(device), precision)
     try:
         for level, (hw, iters) in enumerate(schedule):
             if level < start.level:
@@ -569,17 +528,21 @@ def stylize(
                 for t, src in zip(style_ts, styles)
             ]
             m = None if mask_ts is None else [resize(t, hw).to(device) for t in mask_ts]
-            objective = Objective(net, cfg, c, s, cfg.style_weights, precision=precision, scales=scales, masks=m)
-            if level == start.level and start.book is not None:  # carry on inside the checkpoint's scale
-                x = _optimize_scale(cfg, objective, start.x.to(device), iters, level, run, start.book, start.optimizer)
+            objective = Objective(
+                net, cfg, c, s, cfg.style_weights, precision=precision, feature_norms=feature_norms, masks=m
+            )
+            if level == start.level and start.record is not None:  # carry on inside the checkpoint's level
+                x = _optimize_level(
+                    cfg, objective, start.x.to(device), iters, level, run, start.record, start.optimizer
+                )
             else:
                 x = (
                     initial_image(cfg, c, s[0], generator)
                     if start.x is None
                     else resize(start.x.detach().to(device), hw)
                 )
-                x = _optimize_scale(cfg, objective, x, iters, level, run)
-            start = _Start(level + 1, x)
+                x = _optimize_level(cfg, objective, x, iters, level, run)
+            start = _ResumePoint(level + 1, x)
             if run.result.stopped == "callback":
                 break
     except KeyboardInterrupt:
@@ -589,16 +552,8 @@ def stylize(
 
 def resumed_schedule(state: dict, cfg: TransferConfig, final_hw: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
     """The checkpointed run's schedule, its total changed to ``cfg.iterations``; ConfigError if ``cfg`` does not fit it."""
-    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
-        raise ConfigError("not the checkpoint of an optimisation run (stylist transfer)")
-    saved = state["config"]
-    for f in fields(TransferConfig):
-        if f.name not in RESUME_MAY_CHANGE and _plain(saved.get(f.name)) != _plain(getattr(cfg, f.name)):
-            flag = "--" + f.name.replace("_", "-")
-            raise ConfigError(
-                f"the checkpoint was made with {flag} {_plain(saved.get(f.name))} but this run has {_plain(getattr(cfg, f.name))}: "
-                f"a resumed run keeps every option but {', '.join(RESUME_MAY_CHANGE)}"
-            )
+    check_checkpoint(state, CHECKPOINT_KIND, "stylist transfer (an optimisation run)", layout=None)
+    resume_options(state["config"], asdict(cfg), RESUME_MAY_CHANGE)  # the one resume rule; ConfigError if cfg differs
     if tuple(state["final_hw"]) != tuple(final_hw):
         (h, w), (h2, w2) = state["final_hw"], final_hw
         raise ConfigError(
@@ -608,13 +563,8 @@ def resumed_schedule(state: dict, cfg: TransferConfig, final_hw: tuple[int, int]
     return _retotal(plan, cfg.iterations)
 
 
-def _plain(value: object) -> object:
-    # Tuples come back from a checkpoint or a JSON manifest as lists.
-    return list(value) if isinstance(value, (tuple, list)) else value
-
-
 def _retotal(plan: list[tuple[tuple[int, int], int]], iterations: int) -> list[tuple[tuple[int, int], int]]:
-    """``plan`` with ``iterations`` in all: extra ones go to the final scale (the refinement a longer
+    """``plan`` with ``iterations`` in all: extra ones go to the final level (the refinement a longer
     run is asked for), and a shorter total is taken off the end."""
     extra = iterations - sum(n for _, n in plan)
     if extra >= 0:
@@ -626,7 +576,7 @@ def _retotal(plan: list[tuple[tuple[int, int], int]], iterations: int) -> list[t
     return out
 
 
-def _presenter(cfg: TransferConfig, photo: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def _user_view(cfg: TransferConfig, photo: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """What turns the optimised image into the picture the user gets (and sees in callbacks)."""
     if cfg.preserve_color != "luminance":
         return lambda image: image
@@ -639,13 +589,13 @@ def _shown(result: TransferResult, show: Callable[[torch.Tensor], torch.Tensor])
 
 
 @dataclass(frozen=True)
-class _Book:
-    """What the loop of one scale remembers between iterations; a checkpoint holds all of it.
+class _LevelRecord:
+    """What the loop of one level remembers between iterations; a checkpoint holds all of it.
 
     Frozen, and replaced whole after each iteration, so that an interrupt never leaves it half-updated.
     """
 
-    done: int = 0  # iterations run at this scale
+    done: int = 0  # iterations run at this level
     damping: float = 1.0  # step-size factor, halved at each blow-up
     best: float = math.inf  # for the early stop
     since_best: int = 0
@@ -655,30 +605,30 @@ class _Book:
 
 
 @dataclass
-class _Scale:
-    """The live state of the scale being optimised."""
+class _LiveLevel:
+    """The live state of the level being optimised."""
 
     level: int
     x: torch.Tensor
     optimizer: torch.optim.Optimizer
-    book: _Book
-    # (image, book, step) at the start of an iteration still under way; None between iterations.
-    before: tuple[torch.Tensor, _Book, int] | None = None
+    record: _LevelRecord
+    # (image, record, step) at the start of an iteration still under way; None between iterations.
+    before: tuple[torch.Tensor, _LevelRecord, int] | None = None
 
 
 @dataclass
-class _Start:
+class _ResumePoint:
     """Where a run begins: level 0 from scratch, or where a checkpoint left off."""
 
     level: int = 0
     x: torch.Tensor | None = None  # the image to start the level from (resized to it unless carried on)
-    book: _Book | None = None  # set: carry on inside ``level`` with this loop state
+    record: _LevelRecord | None = None  # set: carry on inside ``level`` with this loop state
     optimizer: dict | None = None  # its optimiser's state_dict, when the checkpoint has one
 
 
 @dataclass
-class _Run:
-    """What the scales of one run share: the result so far, the step count, the clock."""
+class _RunState:
+    """What the levels of one run share: the result so far, the step count, the clock."""
 
     result: TransferResult
     schedule: list[tuple[tuple[int, int], int]]
@@ -688,7 +638,7 @@ class _Run:
     final_hw: tuple[int, int]
     step: int = 0
     start: float = field(default_factory=time.perf_counter)
-    scale: _Scale | None = None
+    live: _LiveLevel | None = None
 
     def log(self, level: int, hw: tuple[int, int], values: dict[str, float], x: torch.Tensor) -> None:
         """Record one iteration."""
@@ -718,14 +668,14 @@ class _Run:
     def checkpoint(self, optimizer: bool = True) -> dict | None:
         """The state after the last whole iteration (None before the first), on the CPU, copied;
         without the optimiser's memory when ``optimizer`` is False."""
-        s = self.scale
+        s = self.live
         if s is None:
             return None
         if s.before is not None:  # stopped inside an iteration: back to its start, with a fresh optimiser memory
-            (x, book, step), memory = s.before, None
+            (x, record, step), memory = s.before, None
         else:
-            x, book, step, memory = s.x, s.book, self.step, s.optimizer.state_dict() if optimizer else None
-        return _cpu_copy(
+            x, record, step, memory = s.x, s.record, self.step, s.optimizer.state_dict() if optimizer else None
+        return cpu_copy(
             {
                 "kind": CHECKPOINT_KIND,
                 "config": asdict(self.cfg),
@@ -734,7 +684,7 @@ class _Run:
                 "step": step,
                 "level": s.level,
                 "image": x.detach(),
-                "book": dict(vars(book)),
+                "book": dict(vars(record)),  # the key of the first layout, kept
                 "optimizer": memory,
                 "history": self.result.history[:step],
                 "elapsed": time.perf_counter() - self.start,
@@ -743,7 +693,7 @@ class _Run:
             }
         )
 
-    def restore(self, state: dict) -> _Start:
+    def restore(self, state: dict) -> _ResumePoint:
         """Take up a checkpointed run (its step, history, clock and RNG); returns where to carry on."""
         self.step = int(state["step"])
         self.result.history = [dict(row) for row in state["history"]][: self.step]
@@ -751,49 +701,40 @@ class _Run:
         self.result.stopped = "early" if state["stopped"] == "early" else "done"
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
-        x, level, book = state["image"], int(state["level"]), _Book(**state["book"])
+        x, level, record = state["image"], int(state["level"]), _LevelRecord(**state["book"])
         self.result.image = x
         if sum(n for _, n in self.schedule) > sum(int(n) for _, n in state["schedule"]):
-            book = replace(book, finished=False, since_best=0)  # more iterations asked for: go on past an early stop
-        if book.finished or book.done >= self.schedule[level][1]:
-            return _Start(level + 1, x)  # that scale is over: the next one starts from its image
-        return _Start(level, x, book, state["optimizer"])
+            record = replace(
+                record, finished=False, since_best=0
+            )  # more iterations asked for: go on past an early stop
+        if record.finished or record.done >= self.schedule[level][1]:
+            return _ResumePoint(level + 1, x)  # that level is over: the next one starts from its image
+        return _ResumePoint(level, x, record, state["optimizer"])
 
 
-def _cpu_copy(obj: object) -> object:
-    """``obj`` with every tensor copied to the CPU: a checkpoint must not change as the run goes on."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu_copy(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cpu_copy(v) for v in obj)
-    return copy.copy(obj)
-
-
-def _optimize_scale(
+def _optimize_level(
     cfg: TransferConfig,
     objective: Objective,
     x: torch.Tensor,
     iters: int,
     level: int,
-    run: _Run,
-    book: _Book | None = None,
+    run: _RunState,
+    record: _LevelRecord | None = None,
     optimizer_state: dict | None = None,
 ) -> torch.Tensor:
-    """Up to ``iters`` iterations at one scale (counting those in ``book``, when carrying on); returns the image (a leaf tensor)."""
+    """Up to ``iters`` iterations at one level (counting those in ``record``, when carrying on); returns the image (a leaf tensor)."""
     hw = tuple(x.shape[-2:])
     # A plain NCHW leaf: L-BFGS flattens the gradient with view(), which needs it.
     x = x.detach().contiguous().requires_grad_(True)
-    book = book or _Book(lowest_x=x.detach().clone())
-    optimizer = make_optimizer(cfg, x, book.damping)
+    record = record or _LevelRecord(lowest_x=x.detach().clone())
+    optimizer = make_optimizer(cfg, x, record.damping)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    scale = run.scale = _Scale(level, x, optimizer, book)
-    while scale.book.done < iters and not scale.book.finished:
+    live = run.live = _LiveLevel(level, x, optimizer, record)
+    while live.record.done < iters and not live.record.finished:
         start_x = x.detach().clone()
-        scale.before = (start_x, scale.book, run.step)
-        terms = _iterate(scale.optimizer, objective, x)
+        live.before = (start_x, live.record, run.step)
+        terms = _iterate(live.optimizer, objective, x)
         with torch.no_grad():
             x.clamp_(0, 1)
         values = {k: float(v) for k, v in terms.items()}
@@ -802,35 +743,35 @@ def _optimize_scale(
                 f"the loss became {values['total']} at iteration {run.step + 1} ({hw[1]}x{hw[0]} px): "
                 "lower --lr or the loss weights, or use --optimizer lbfgs"
             )
-        scale.book = _account(cfg, scale, values["total"], start_x)
+        live.record = _record_iteration(cfg, live, values["total"], start_x)
         run.log(level, hw, values, x)
-        scale.before = None  # a whole iteration: from here a checkpoint holds it
+        live.before = None  # a whole iteration: from here a checkpoint holds it
         if run.tell(level, hw, values, x):
             run.result.stopped = "callback"
             break
-    if scale.book.finished:
+    if live.record.finished:
         run.result.stopped = "early"
     return x
 
 
-def _account(cfg: TransferConfig, scale: _Scale, total: float, start_x: torch.Tensor) -> _Book:
+def _record_iteration(cfg: TransferConfig, live: _LiveLevel, total: float, start_x: torch.Tensor) -> _LevelRecord:
     """The loop state after an iteration that started at ``start_x`` with loss ``total``."""
-    book = replace(scale.book, done=scale.book.done + 1)
-    if total > BLOWUP * book.lowest:
+    record = replace(live.record, done=live.record.done + 1)
+    if total > BLOWUP * record.lowest:
         # L-BFGS without a line search now and then leaps far uphill: its first curvature
         # estimate comes from a tiny step, and the Gram terms are quartic in the pixels.
-        # Go back to the lowest point of this scale with half the step and a fresh memory.
+        # Go back to the lowest point of this level with half the step and a fresh memory.
         with torch.no_grad():
-            scale.x.copy_(book.lowest_x)
-        book = replace(book, damping=book.damping / 2)
-        scale.optimizer = make_optimizer(cfg, scale.x, book.damping)
-    elif total < book.lowest:
-        book = replace(book, lowest=total, lowest_x=start_x)
-    if total < book.best * (1 - cfg.early_stop_tol):
-        book = replace(book, best=total, since_best=0)
+            live.x.copy_(record.lowest_x)
+        record = replace(record, damping=record.damping / 2)
+        live.optimizer = make_optimizer(cfg, live.x, record.damping)
+    elif total < record.lowest:
+        record = replace(record, lowest=total, lowest_x=start_x)
+    if total < record.best * (1 - cfg.early_stop_tol):
+        record = replace(record, best=total, since_best=0)
     else:
-        book = replace(book, since_best=book.since_best + 1)
-    return replace(book, finished=bool(cfg.early_stop_patience) and book.since_best >= cfg.early_stop_patience)
+        record = replace(record, since_best=record.since_best + 1)
+    return replace(record, finished=bool(cfg.early_stop_patience) and record.since_best >= cfg.early_stop_patience)
 
 
 def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -843,7 +784,7 @@ def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Te
         terms["total"].backward()
         if isinstance(optimizer, torch.optim.SGD):
             # The 'mean' losses give per-pixel gradients that shrink with the pixel count;
-            # plain SGD would need a new step size at every scale. Scaling by H*W makes one
+            # plain SGD would need a new step size at every level. Scaling by H*W makes one
             # step size fit all sizes (Adam and L-BFGS adapt on their own).
             x.grad.mul_(x.shape[-1] * x.shape[-2])
         if not seen:
@@ -868,7 +809,3 @@ def evaluate(
     with torch.no_grad():
         terms = Objective(net, cfg, c, [s], precision="fp32")(x)
     return {k: float(v) for k, v in terms.items()}
-
-
-def config_fields() -> list:
-    return list(fields(TransferConfig))

@@ -30,11 +30,12 @@ import torch
 from . import __version__
 from .arbitrary import ArbitraryConfig, stylize_arbitrary
 from .color import luminance
+from .devices import resolve_device, resolve_precision
 from .errors import ConfigError, ImageError, StylistError
 from .feedforward import builtin_models, load_model
 from .image import check_min_side, fit_size, load_tensor, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .metrics import MetricsConfig, PeakMemory, Scorer
-from .optimize import Progress, TransferConfig, resolve_device, resolve_precision, stylize
+from .optimize import Progress, TransferConfig, stylize
 from .plots import png_bytes, pyplot, runs_plot
 from .weights import SOURCES, sha256_file
 

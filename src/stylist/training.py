@@ -1,10 +1,13 @@
-"""What every trained method shares: image folders, a resumable sampler, torchrun, RNG state.
+"""The one training loop, and what every trained method shares: image folders, a resumable
+sampler, torchrun, RNG state, the checkpoint layout and the resume rules.
 
 Feed-forward style networks (:mod:`stylist.feedforward`) and arbitrary-style decoders
-(:mod:`stylist.arbitrary`) train the same way: random square crops from a folder tree of
-photographs, batches in an order fixed by the seed and the epoch (so a resumed run sees
-exactly the batches the unbroken run would have seen), one process per GPU under
-``torchrun`` with the data split between them, and checkpoints that carry the RNG states.
+(:mod:`stylist.train_decoders`) train the same way, through :func:`fit`: random square crops
+from a folder tree of photographs, batches in an order fixed by the seed and the epoch (so a
+resumed run sees exactly the batches the unbroken run would have seen), one process per GPU
+under ``torchrun`` with the data split between them, and checkpoints that carry the RNG states.
+Each method supplies its model, a ``loss_fn(model, images) -> {term: tensor, ..., "total": tensor}``
+and its batches; :func:`fit` owns everything else.
 
 Unreadable files never stop a run: a file that is not an image is dropped when the folder
 is scanned, and one that fails to decode later is replaced in its batch by the next
@@ -13,19 +16,24 @@ readable one and counted (:attr:`Batch.bad`), so the trainer can report it.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .devices import TRAIN_PRECISIONS, train_dtype  # noqa: F401  (old import path)
 from .errors import ConfigError
 from .image import load_tensor
 
@@ -60,15 +68,15 @@ def find_images(root: str | os.PathLike, what: str = "--data") -> tuple[list[Pat
 
 
 def random_crop(
-    image: torch.Tensor, size: int, generator: torch.Generator, scale: tuple[float, float] = (1.0, 1.0)
+    image: torch.Tensor, size: int, generator: torch.Generator, zoom: tuple[float, float] = (1.0, 1.0)
 ) -> torch.Tensor:
     """A ``size`` x ``size`` crop of (1, 3, H, W), flipped left-right half the time.
 
-    The image is first resized so its short side is ``size`` times a factor drawn from
-    ``scale`` (1, 1 = the short side fills the crop), so every crop has the same field of view
-    whatever the photo's resolution.
+    The image is first resized so its short side is ``size`` times a zoom factor drawn from the
+    range ``zoom`` (1, 1 = the short side fills the crop), so every crop has the same field of
+    view whatever the photo's resolution.
     """
-    lo, hi = scale
+    lo, hi = zoom
     factor = lo + (hi - lo) * torch.rand((), generator=generator).item()
     h, w = image.shape[-2:]
     ratio = size * factor / min(h, w)
@@ -101,11 +109,11 @@ class CropDataset(Dataset):
         files: Sequence[Path],
         size: int,
         seed: int = 0,
-        scale: tuple[float, float] = (1.0, 1.0),
+        zoom: tuple[float, float] = (1.0, 1.0),
         repeat: int = 1,
         preload: bool = False,
     ) -> None:
-        self.files, self.size, self.seed, self.scale = list(files), size, seed, scale
+        self.files, self.size, self.seed, self.zoom = list(files), size, seed, zoom
         self.repeat = max(1, int(repeat))
         self.epoch = 0
         self.images: list[torch.Tensor | None] | None = [self._preload(p) for p in self.files] if preload else None
@@ -119,7 +127,7 @@ class CropDataset(Dataset):
         except Exception:  # counted when an item asks for it, as without preloading
             return None
         h, w = image.shape[-2:]
-        most = math.ceil(self.size * max(self.scale))  # the largest short side random_crop can ask for
+        most = math.ceil(self.size * max(self.zoom))  # the largest short side random_crop can ask for
         if min(h, w) > most:
             ratio = most / min(h, w)
             image = F.interpolate(
@@ -145,7 +153,7 @@ class CropDataset(Dataset):
             image = self._load((index + tries) % len(self.files))
             if image is None:
                 continue
-            return random_crop(image, self.size, generator, self.scale)[0], tries
+            return random_crop(image, self.size, generator, self.zoom)[0], tries
         raise ConfigError("no image in the training folder could be decoded")
 
 
@@ -169,7 +177,7 @@ class ResumableSampler(DistributedSampler):
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # (B, 3, S, S) in [0, 1]
+    images: torch.Tensor | dict[str, torch.Tensor]  # (B, 3, S, S) in [0, 1], or several such by name
     bad: int  # files that failed to decode and were replaced in this batch
 
 
@@ -317,20 +325,285 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# --- precision ------------------------------------------------------------------------------------
+# --- the checkpoint layout and the resume rules ---------------------------------------------------------
+
+# Layout of a training checkpoint (what fit writes), stored under "layout" (checkpoint.py's own
+# "version" is the file format's): bumped whenever a key's meaning changes, so that an older file is
+# refused in one line instead of resuming into a different state. Layout 1: before fit, no key.
+CHECKPOINT_LAYOUT = 2
 
 
-TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+def plain_config(config: dict) -> dict:
+    """A config dict with tuples as lists (what torch.load(weights_only=True) and JSON both take)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
-def train_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for mixed precision, or None for float32 throughout.
+def _same(a: object, b: object) -> bool:
+    # Tuples come back from a checkpoint or a JSON manifest as lists.
+    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return norm(a) == norm(b)
 
-    ``auto`` is bf16 on CUDA GPUs that have it (fp16 on older ones) and float32 elsewhere:
-    training on a CPU is slow either way and bf16 there is emulated on many CPUs.
+
+def check_checkpoint(state: object, kind: str, command: str, layout: int | None = CHECKPOINT_LAYOUT) -> dict:
+    """``state`` if it is a checkpoint of ``kind`` in the current layout; ConfigError (one line) otherwise.
+
+    ``command`` names what writes such checkpoints (for the message); ``layout`` None skips the
+    layout check (optimisation checkpoints have their own layout).
     """
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        raise ConfigError(f"not a checkpoint of {command}")
+    if layout is not None and state.get("layout", 1) != layout:
+        raise ConfigError(
+            f"this checkpoint of {command} has layout {state.get('layout', 1)}, which this Stylist "
+            f"(layout {layout}) cannot resume; start afresh"
+        )
+    return state
+
+
+def resume_options(saved: dict, given: dict, may_change: Sequence[str]) -> dict:
+    """The checkpoint's options (``saved``) with those ``given`` that a resumed run may change.
+
+    The one resume-compatibility rule of every method: an option outside ``may_change`` must keep
+    the checkpoint's value (it would change the state the run carries on from); ConfigError (one
+    line, naming the flag and both values) otherwise.
+    """
+    options = dict(saved)
+    for key, value in given.items():
+        if key in may_change:
+            options[key] = value
+        elif key in saved and not _same(saved[key], value):
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"{flag} cannot change on resume: the checkpoint was made with {flag} {plain_value(saved[key])} "
+                f"but this run has {plain_value(value)}; a resumed run keeps every option but "
+                f"{', '.join('--' + k.replace('_', '-') for k in may_change)}; start a new run instead"
+            )
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def plain_value(value: object) -> object:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def cpu_copy(obj: Any) -> Any:
+    """A state tree with every tensor copied to the CPU (a checkpoint must not change as the run goes on,
+    and must load on any machine)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return copy.copy(obj)
+
+
+# --- the one training loop ---------------------------------------------------------------------------
+
+
+@dataclass
+class FitConfig:
+    """How :func:`fit` runs; each method builds it from its own config (not a set of CLI flags)."""
+
+    steps: int  # optimiser steps in all, counted from the start of the run (resumed parts included)
+    lr: float  # Adam's step size
+    device: torch.device
+    dtype: torch.dtype | None = None  # autocast dtype (devices.train_dtype); float16 adds a GradScaler
+    lr_decay: float = 0.0  # learning rate at step s: lr / (1 + lr_decay * s) (Huang and Belongie's schedule)
+    log_every: int = 1  # losses averaged over processes, checked and recorded every N steps (a GPU sync)
+    time_limit: float | None = None  # seconds; checked on logging steps, agreed by every process
+    kind: str = ""  # the checkpoint's kind, e.g. "stylist.train"
+    config: dict = field(default_factory=dict)  # the method's options, stored in the checkpoint
+    extra: dict = field(default_factory=dict)  # method state a resume needs (stored under "extra")
+    skipped: int = 0  # files already skipped (unreadable at the folder scan)
+    memory_format: torch.memory_format = torch.contiguous_format  # of the images given to loss_fn
+
+
+@dataclass
+class TrainProgress:
+    """What the callback receives after every training step, from every method."""
+
+    step: int  # steps done, 1-based, counted from the start of the run (resumed runs included)
+    total: int
+    epoch: int  # 0-based pass over the photographs
+    losses: dict[str, float] | None  # weighted terms and total, averaged over processes; None off logging steps
+    lr: float
+    elapsed: float  # seconds of training in this process (not counting earlier, resumed parts)
+    images_per_s: float  # over all processes, since the run (or the resumed part) began
+    skipped: int  # files skipped so far: unreadable at the scan plus failed decodes (replaced by others)
+    checkpoint: Callable[[], dict] = field(repr=False)  # the run's state, for stylist.checkpoint and resume
+    preview: Callable[..., torch.Tensor] | None = field(repr=False, default=None)  # the method's preview
+    history: list[dict] = field(repr=False, default_factory=list)  # every logged step's losses (not a copy)
+
+    @property
+    def bad_files(self) -> int:
+        """The decoder trainer's old name for :attr:`skipped`."""
+        return self.skipped
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` (and each method's train function) returns."""
+
+    model: nn.Module  # the trained model (unwrapped from DDP), eval mode
+    step: int
+    stopped: str  # done | time | callback
+    elapsed: float
+    history: list[dict]
+    state: dict = field(repr=False)  # the final checkpoint: resume it with more steps
+    device: str = "cpu"
+    precision: str = "fp32"
+    metadata: dict[str, str] = field(default_factory=dict)  # what a method's model file stores beside the weights
+
+    def checkpoint(self) -> dict:
+        return self.state
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``state`` is the run's checkpoint at the last finished step."""
+
+    def __init__(self, state: dict) -> None:
+        super().__init__("interrupted")
+        self.state = state
+
+
+TrainCallback = Callable[[TrainProgress], "bool | None"]
+LossFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
+
+
+def process_device(name: str) -> torch.device:
+    """This process's device: one GPU per process under torchrun, else :func:`devices.resolve_device`."""
+    from .devices import resolve_device
+
+    return init_distributed(name) or resolve_device(name)
+
+
+def _to_device(images: Any, device: torch.device, fmt: torch.memory_format) -> Any:
+    if isinstance(images, dict):
+        return {k: _to_device(v, device, fmt) for k, v in images.items()}
+    return images.to(device, non_blocking=True).contiguous(memory_format=fmt)
+
+
+def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel under torchrun (gradients averaged over processes), else the model itself."""
+    if rank_and_world()[1] == 1:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Callable[[int], Iterator[tuple[int, Batch]]],
+    config: FitConfig,
+    callback: TrainCallback | None = None,
+    resume: dict | None = None,
+    *,
+    preview: Callable[..., torch.Tensor] | None = None,
+) -> TrainResult:
+    """Train ``model`` (on ``config.device``) with Adam until ``config.steps``, the time limit or a stop.
+
+    ``batches(step)`` gives (epoch, :class:`Batch`) pairs from the ``step``-th batch of the run on
+    (a resumed run must see the batches the unbroken run would have seen); ``loss_fn(net, images)``
+    returns the weighted loss terms with their sum as ``"total"``, where ``net`` is ``model`` or its
+    DDP wrapper (call ``net``, not ``model``: the gradient averaging lives on the wrapper) and
+    ``images`` the batch's images on the device. The loss runs under autocast in ``config.dtype``;
+    with float16 the gradients go through a GradScaler (bf16 and fp32 need none).
+
+    ``callback(progress)`` after every step: True stops the run (``stopped="callback"``). Ctrl-C
+    raises :class:`Interrupted` carrying the checkpoint of the last finished step. ``resume`` is
+    such a checkpoint (checked by the method with :func:`check_checkpoint`): weights, optimiser,
+    scaler, step, history and RNG states are restored, so the run ends as the unbroken one would.
+    StylistError when a loss becomes infinite or NaN.
+    """
+    from .devices import dtype_name
+    from .errors import StylistError
+
+    device, dtype = config.device, config.dtype
+    world = rank_and_world()[1]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    step, history, skipped = 0, [], config.skipped
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        step, history, skipped = int(resume["step"]), list(resume["history"]), int(resume["skipped"])
+        if resume["world"] == world:
+            set_rng_state(resume["rng"])  # another process count draws differently anyway
+    net = _wrap(model, device)
+    model.train()
+
+    def checkpoint() -> dict:
+        return cpu_copy(
+            {
+                "kind": config.kind,
+                "layout": CHECKPOINT_LAYOUT,
+                "config": plain_config(config.config),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "step": step,
+                "history": list(history),
+                "skipped": skipped,
+                "rng": rng_state(),
+                "world": world,
+                "extra": config.extra,
+            }
+        )
+
+    start, seen, stopped = time.perf_counter(), 0, "done"
+    try:
+        for epoch, batch in batches(step) if step < config.steps else ():
+            images = _to_device(batch.images, device, config.memory_format)
+            lr = config.lr / (1.0 + config.lr_decay * step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                terms = loss_fn(net, images)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms["total"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step, skipped = step + 1, skipped + batch.bad
+            seen += len(next(iter(batch.images.values())) if isinstance(batch.images, dict) else batch.images) * world
+            losses = None
+            if step % config.log_every == 0 or step == config.steps:
+                losses = mean_across({k: float(v.detach()) for k, v in terms.items()})
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise StylistError(
+                        f"the training loss became {losses['total']} at step {step}; lower --lr or the loss weights, "
+                        "or use --precision fp32"
+                    )
+                history.append({"step": step, **losses})
+            elapsed = time.perf_counter() - start
+            progress = TrainProgress(
+                step,
+                config.steps,
+                epoch,
+                losses,
+                lr,
+                elapsed,
+                seen / max(elapsed, 1e-9),
+                skipped,
+                checkpoint,
+                preview,
+                history,
+            )
+            if callback is not None and callback(progress):
+                stopped = "callback"
+                break
+            if step >= config.steps:
+                break
+            # Every process stops at the same step: the check is agreed on logging steps only (a sync).
+            if config.time_limit is not None and losses is not None and any_across(elapsed >= config.time_limit):
+                stopped = "time"
+                break
+    except KeyboardInterrupt:
+        raise Interrupted(checkpoint()) from None
+    state = checkpoint()
+    model.eval()
+    return TrainResult(
+        model, step, stopped, time.perf_counter() - start, history, state, str(device), dtype_name(dtype)
+    )

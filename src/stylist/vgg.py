@@ -43,6 +43,15 @@ def check_layers(layers: Sequence[str], arch: str = "vgg19", what: str = "layer"
             raise ConfigError(f"unknown {what} '{name}' for {arch}: valid names are {', '.join(valid)}")
 
 
+def measure_feature_norms(features: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Each layer's mean activation after its ReLU over ``features`` (the fallback feature norms).
+
+    A ``conv`` layer is measured after the ReLU that follows it (its own mean can be near zero or
+    negative, no divisor); the result is never below 1e-6.
+    """
+    return {n: max(float(f.float().clamp_min(0).mean()), 1e-6) for n, f in features.items()}
+
+
 class VGGFeatures(nn.Module):
     """Frozen VGG returning ``{layer_name: activation}`` for the layers asked for.
 
@@ -62,6 +71,8 @@ class VGGFeatures(nn.Module):
         if pooling not in POOLING:
             raise ConfigError(f"unknown pooling '{pooling}': use one of {', '.join(POOLING)}")
         self.arch, self.source, self.sha256 = loaded.arch, loaded.source, loaded.sha256
+        # Per-layer divisors measured once for this source (None: measured on the images at hand).
+        self.norms_table = loaded.feature_norms if pooling == "max" else None
         check_layers(layers, self.arch)
         self.layers = tuple(dict.fromkeys(layers))
         all_names = layer_names(self.arch)
@@ -70,7 +81,7 @@ class VGGFeatures(nn.Module):
 
         pre = PREPROCESSING[loaded.preprocessing]
         self.bgr = pre["bgr"]
-        self.register_buffer("scale", torch.tensor(pre["scale"]))
+        self.register_buffer("pixel_max", torch.tensor(pre["pixel_max"]))
         mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
         if self.bgr:
@@ -94,17 +105,30 @@ class VGGFeatures(nn.Module):
         """RGB [0, 1] -> what the weights were trained on."""
         if self.bgr:
             x = x.flip(1)
-        return (x * self.scale - self.mean) / self.std
+        return (x * self.pixel_max - self.mean) / self.std
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """``{name: activation}`` for ``layers`` (default: those given at construction), raw (not
+        divided by :meth:`feature_norms`); the walk stops at the deepest of them.
+
+        ``x`` is RGB in [0, 1], (B, 3, H, W). ``layers`` may name any layer up to the deepest one
+        the extractor was built for; ConfigError otherwise.
+        """
+        wanted = set(self.layers if layers is None else layers)
+        missing = wanted - set(self.names)
+        if missing:
+            raise ConfigError(
+                f"layer {', '.join(sorted(missing))} is deeper than this extractor was built for (up to {self.names[-1]})"
+            )
+        depth = max(self.names.index(n) for n in wanted) + 1 if wanted else 0
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
-        wanted = set(self.layers)
-        for name in self.names:
+        for name in self.names[:depth]:
             if name.startswith("conv"):
                 h = self.convs[name](h)
             elif name.startswith("relu"):
-                # In place unless the caller asked for the conv output just before it.
+                # In place unless the caller asked for the conv output just before it (safe under
+                # autograd: ReLU's backward needs its output, the convolution's its input).
                 h = F.relu(h, inplace=f"conv{name[4:]}" not in wanted)
             elif self.pooling == "max":
                 h = F.max_pool2d(h, 2, 2)
@@ -113,6 +137,25 @@ class VGGFeatures(nn.Module):
             if name in wanted:
                 out[name] = h
         return out
+
+    def feature_norms(
+        self, sample: torch.Tensor | None = None, layers: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """The per-layer divisors of the perceptual loss (layer balance) for ``layers`` (default: all built).
+
+        From the weight source's table (:attr:`stylist.weights.WeightSource.feature_norms`) when it has
+        one; otherwise measured on ``sample`` (RGB [0, 1], (B, 3, H, W)) with :func:`measure_feature_norms`.
+        ConfigError when a source without a table is given no sample.
+        """
+        layers = list(self.layers if layers is None else layers)
+        if self.norms_table is not None and all(n in self.norms_table for n in layers):
+            return {n: self.norms_table[n] for n in layers}
+        if sample is None:
+            raise ConfigError(
+                f"the weights {self.source} have no feature-norm table; give sample images to measure one"
+            )
+        with torch.no_grad():
+            return measure_feature_norms(self(sample, layers))
 
     def train(self, mode: bool = True) -> VGGFeatures:
         return super().train(False)  # always frozen: no dropout or batch norm, but keep eval semantics

