@@ -316,8 +316,8 @@ def test_float_options_refuse_nan_and_inf_when_read(argv, flag, capsys, tmp_path
     [
         (["transfer", "c", "s", "-o", "o.png", "--alpha", "2"], "content_weight", 2.0),
         (["transfer", "c", "s", "-o", "o.png", "--beta", "3"], "style_weight", 3.0),
-        (["transfer", "c", "s", "-o", "o.png", "--style-scale", "2"], "style_scale", 2.0),
-        (["transfer", "c", "s", "-o", "o.png", "--style-size-ratio", "0.5"], "style_scale", 0.5),
+        (["transfer", "c", "s", "-o", "o.png", "--style-scale", "2"], "style_size_ratio", 2.0),
+        (["transfer", "c", "s", "-o", "o.png", "--style-size-ratio", "0.5"], "style_size_ratio", 0.5),
         (["transfer", "c", "s", "-o", "o.png", "--preserve-colour", "histogram"], "preserve_color", "mean-covariance"),
         (["arbitrary", "c", "--style", "s", "-o", "o.png", "--alpha", "0.5"], "alpha", 0.5),
         (["arbitrary", "c", "--style", "s", "-o", "o.png", "--style-strength", "0.25"], "alpha", 0.25),
@@ -331,12 +331,12 @@ def test_float_options_refuse_nan_and_inf_when_read(argv, flag, capsys, tmp_path
         (["train", "--style", "s", "--content", "d", "-o", "m.safetensors"], "data", "d"),
         (
             ["train-decoder", "--content", "d", "-o", "d.safetensors", "--style-scale", "1", "2"],
-            "style_scale",
+            "style_zoom",
             [1.0, 2.0],
         ),
         (
             ["train-decoder", "--content", "d", "-o", "d.safetensors", "--content-zoom", "1", "2"],
-            "content_scale",
+            "content_zoom",
             [1.0, 2.0],
         ),
         (["metrics", "r.png", "--content", "c", "--style", "s"], "device", "auto"),

@@ -112,7 +112,7 @@ def test_blend_weights_move_the_result_between_two_styles() -> None:
     assert to_wave[0] > to_wave[1] > to_wave[2], to_wave
 
 
-def test_style_scale_sets_the_paintings_size(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_style_size_ratio_sets_the_paintings_size(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
     real = opt.Objective
 
@@ -122,7 +122,7 @@ def test_style_scale_sets_the_paintings_size(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(opt, "Objective", spy)
     for scale in (0.5, 1.0, 2.0):
-        stylize(PHOTO, STARRY, TransferConfig(**{**FAST, "iterations": 1}, style_scale=scale))
+        stylize(PHOTO, STARRY, TransferConfig(**{**FAST, "iterations": 1}, style_size_ratio=scale))
     assert seen == [32, 64, 128]
 
 
@@ -322,3 +322,13 @@ def test_paper_gram_target_is_rescaled_to_the_results_size() -> None:
     same = opt.Objective(net, cfg, photo, [tiled])(photo)["style"].item()
     other = opt.Objective(net, cfg, photo, [resize(load_tensor(STARRY), (48, 64))])(photo)["style"].item()
     assert same < 0.1 * other, (same, other)  # measured 0.03 (the seam and borders); 0.9 without the rescale
+
+
+def test_configs_recorded_with_old_field_names_still_load() -> None:
+    # Manifests and checkpoints written before "scale" got its own names carry the old keys.
+    from stylist.optimize import upgrade_config
+    from stylist.presets import preset_config
+
+    cfg = preset_config(None, **upgrade_config({"style_scale": 2.0, "min_scale_size": 64, "iterations": 3}))
+    assert (cfg.style_size_ratio, cfg.min_level_size, cfg.iterations) == (2.0, 64, 3)
+    assert preset_config(None, style_scale=0.5).style_size_ratio == 0.5

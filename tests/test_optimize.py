@@ -66,7 +66,7 @@ def test_multiscale_schedule():
     assert [s for s, _ in sched] == [(85, 128), (170, 256), (341, 512)]
     assert [n for _, n in sched] == [171, 85, 44] and sum(n for _, n in sched) == 300
     assert plan_levels((341, 512), TransferConfig(multiscale=False)) == [((341, 512), 300)]
-    # Small images get fewer scales: nothing below min_scale_size.
+    # Small images get fewer scales: nothing below min_level_size.
     assert [s for s, _ in plan_levels((120, 180), cfg)] == [(120, 180)]
     assert len(plan_levels((200, 300), cfg)) == 2
     assert [s for s, _ in plan_levels((256, 384), cfg)] == [
@@ -78,7 +78,7 @@ def test_multiscale_schedule():
 
 def test_default_multiscale_run_ends_at_the_final_size(content_path, style_path):
     seen = []
-    result = stylize(content_path, style_path, TransferConfig(size=128, iterations=40, min_scale_size=32), seen.append)
+    result = stylize(content_path, style_path, TransferConfig(size=128, iterations=40, min_level_size=32), seen.append)
     assert result.image.shape[-2:] == (85, 128)
     assert [p.level for p in seen][0] == 0 and seen[-1].level == 2
     assert seen[0].size == (21, 32) and seen[-1].size == (85, 128)
@@ -239,7 +239,7 @@ def test_blow_up_guard_returns_to_the_lowest_point(content64, style64):
 
 def test_scales_and_sizes_too_small_for_the_deepest_layer():
     """relu5_1 follows four poolings: no scale may be under 16 px on its short side."""
-    cfg = TransferConfig(min_scale_size=16)
+    cfg = TransferConfig(min_level_size=16)
     assert opt.min_side(cfg) == 16
     assert opt.min_side(TransferConfig(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"))) == 2
     assert all(min(hw) >= 16 for hw, _ in plan_levels((43, 64), cfg))

@@ -25,7 +25,7 @@ from stylist.manifest import read_manifest
 from stylist.optimize import Interrupted, TransferConfig, stylize
 
 # Two scales (32 px: 8 iterations, 64 px: 4), no early stop, so every run has 12 steps.
-CFG = TransferConfig(size=64, iterations=12, min_scale_size=32, early_stop_patience=0, precision="fp32")
+CFG = TransferConfig(size=64, iterations=12, min_level_size=32, early_stop_patience=0, precision="fp32")
 
 
 @pytest.fixture(scope="module")

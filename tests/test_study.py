@@ -174,7 +174,7 @@ def test_set_options_take_their_fields_types():
             "multiscale=false",
             "lr=none",
             "tv-weight=2.5",
-            "min_scale_size=64",
+            "min_level_size=64",
         ]
     )
     assert given == {
@@ -183,7 +183,7 @@ def test_set_options_take_their_fields_types():
         "multiscale": False,
         "lr": None,
         "tv_weight": 2.5,
-        "min_scale_size": 64,
+        "min_level_size": 64,
     }
 
 

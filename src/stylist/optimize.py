@@ -69,6 +69,16 @@ RESUME_MAY_CHANGE = ("iterations", "early_stop_patience", "early_stop_tol", "dev
 CHECKPOINT_KIND = "stylist.transfer"
 
 
+# Fields renamed since earlier releases (old name -> new): manifests and checkpoints written with the
+# old names still load (see upgrade_config). "Scale" had six meanings; each now has its own name.
+RENAMED_FIELDS = {"style_scale": "style_size_ratio", "min_scale_size": "min_level_size"}
+
+
+def upgrade_config(recorded: dict) -> dict:
+    """A recorded TransferConfig dict (a manifest's or checkpoint's) with renamed fields under their new names."""
+    return {RENAMED_FIELDS.get(key, key): value for key, value in recorded.items()}
+
+
 @dataclass
 class TransferConfig:
     """Every option of ``stylist transfer``; the CLI builds its flags from these fields."""
@@ -102,9 +112,10 @@ class TransferConfig:
     style_weights: tuple[float, ...] | None = None
     # Size of the paintings relative to the result (long side to long side): 2 paints with
     # brush strokes twice as big, 0.5 half as big.
-    style_scale: float = 1.0
+    style_size_ratio: float = 1.0
     # Keep the photo's colours: none, luminance (transfer luminance only and keep the photo's
-    # chroma) or histogram (recolour the paintings to the photo's colour statistics first).
+    # chroma) or mean-covariance (recolour the paintings to the photo's colour mean and covariance
+    # first; 'histogram' is accepted as its old name).
     preserve_color: str = "none"
     # alpha: weight of the content loss.
     content_weight: float = 1.0
@@ -131,7 +142,7 @@ class TransferConfig:
     multiscale: bool = True
     # The coarsest level of the schedule is never smaller than this (long side, px): 96 gives
     # three levels from a 384 px result up.
-    min_scale_size: int = 96
+    min_level_size: int = 96
     # Stop a level early when the loss improved by less than early_stop_tol (relative)
     # over early_stop_patience iterations; 0 disables.
     early_stop_patience: int = 30
@@ -177,8 +188,8 @@ class TransferConfig:
             raise ConfigError(f"--style-weights must be zero or positive; got {' '.join(map(str, self.style_weights))}")
         if self.style_weights is not None and not sum(self.style_weights) > 0:
             raise ConfigError("--style-weights must not all be zero")
-        if not (self.style_scale > 0 and math.isfinite(self.style_scale)):
-            raise ConfigError(f"--style-scale must be a positive number; got {self.style_scale}")
+        if not (self.style_size_ratio > 0 and math.isfinite(self.style_size_ratio)):
+            raise ConfigError(f"--style-size-ratio must be a positive number; got {self.style_size_ratio}")
         if self.preserve_color not in COLOR_MODES:
             raise ConfigError(f"unknown --preserve-color '{self.preserve_color}': use one of {', '.join(COLOR_MODES)}")
         if self.tv not in TV_KINDS:
@@ -193,8 +204,8 @@ class TransferConfig:
             )
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISIONS)}")
-        if self.min_scale_size < 16:
-            raise ConfigError(f"--min-scale-size must be at least 16; got {self.min_scale_size}")
+        if self.min_level_size < 16:
+            raise ConfigError(f"--min-level-size must be at least 16; got {self.min_level_size}")
         if self.early_stop_patience < 0:
             raise ConfigError(f"--early-stop-patience must be 0 or more; got {self.early_stop_patience}")
         if self.max_pixels is not None and self.max_pixels <= 0:
@@ -269,13 +280,13 @@ def min_side(cfg: TransferConfig) -> int:
 def plan_levels(final_hw: tuple[int, int], cfg: TransferConfig) -> list[tuple[tuple[int, int], int]]:
     """[(size, iterations)] from coarse to fine.
 
-    Up to three scales (1/4, 1/2, 1) whose long side stays at or above ``min_scale_size``;
+    Up to three scales (1/4, 1/2, 1) whose long side stays at or above ``min_level_size``;
     iterations are shared 4:2:1 so that most of the work runs where it is cheap.
     """
     long_side, short_side = max(final_hw), min(final_hw)
     levels = 1
     if cfg.multiscale:
-        while levels < 3 and long_side / 2**levels >= cfg.min_scale_size and short_side / 2**levels >= min_side(cfg):
+        while levels < 3 and long_side / 2**levels >= cfg.min_level_size and short_side / 2**levels >= min_side(cfg):
             levels += 1
     shares = [2 ** (levels - 1 - i) for i in range(levels)]
     iters = [max(1, int(cfg.iterations * s / sum(shares))) for s in shares]
@@ -523,7 +534,7 @@ def stylize(
             c = resize(content_t, hw).to(device)
             s = [  # a painting too thin for the layers is enlarged, with a warning (issue 19)
                 fit_min_side(
-                    t, min_side(cfg), source_name(src, "style image"), max(16, round(max(hw) * cfg.style_scale))
+                    t, min_side(cfg), source_name(src, "style image"), max(16, round(max(hw) * cfg.style_size_ratio))
                 ).to(device)
                 for t, src in zip(style_ts, styles)
             ]
@@ -553,7 +564,8 @@ def stylize(
 def resumed_schedule(state: dict, cfg: TransferConfig, final_hw: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
     """The checkpointed run's schedule, its total changed to ``cfg.iterations``; ConfigError if ``cfg`` does not fit it."""
     check_checkpoint(state, CHECKPOINT_KIND, "stylist transfer (an optimisation run)", layout=None)
-    resume_options(state["config"], asdict(cfg), RESUME_MAY_CHANGE)  # the one resume rule; ConfigError if cfg differs
+    # The one resume rule; ConfigError if cfg differs from the checkpoint.
+    resume_options(upgrade_config(state["config"]), asdict(cfg), RESUME_MAY_CHANGE)
     if tuple(state["final_hw"]) != tuple(final_hw):
         (h, w), (h2, w2) = state["final_hw"], final_hw
         raise ConfigError(

@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import ConfigError
-from .optimize import TransferConfig
+from .optimize import TransferConfig, upgrade_config
 
 _STYLE5 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -92,6 +92,7 @@ def preset_config(name: str | None, **overrides: Any) -> TransferConfig:
         if name not in PRESETS:
             raise ConfigError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
         values.update(PRESETS[name])
+    overrides = upgrade_config(overrides)  # a recorded config may use older field names
     known = {f.name for f in fields(TransferConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:

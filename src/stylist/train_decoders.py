@@ -78,9 +78,9 @@ class DecoderTrainConfig:
     # Side of the square training crops, px (the papers: 256).
     image_size: int = 256
     # Photos: short side resized to image_size times a factor drawn from this range, then cropped.
-    content_scale: tuple[float, ...] = (1.0, 1.5)
+    content_zoom: tuple[float, ...] = (1.0, 1.5)
     # Paintings: the same, over a wider range (heavy crops and scales: a few paintings go further).
-    style_scale: tuple[float, ...] = (1.0, 3.0)
+    style_zoom: tuple[float, ...] = (1.0, 3.0)
     # Adam step (the papers: 1e-4).
     lr: float = 1e-4
     # Learning rate at step s is lr / (1 + lr_decay * s) (Huang and Belongie's schedule).
@@ -129,7 +129,7 @@ class DecoderTrainConfig:
                 )
         if self.image_size < 32 or self.image_size % 16:
             raise ConfigError(f"--image-size must be a multiple of 16, at least 32; got {self.image_size}")
-        for name in ("content_scale", "style_scale"):
+        for name in ("content_zoom", "style_zoom"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not (0 < lo_hi[0] <= lo_hi[1]):
                 raise ConfigError(
@@ -274,7 +274,7 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
     # Loader processes start afresh every epoch (a pause of a second or so): a small folder is
     # listed several times over so that an epoch lasts at least EPOCH_STEPS steps.
     content = _batches(
-        photos, cfg.image_size, cfg.content_scale, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos))
+        photos, cfg.image_size, cfg.content_zoom, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos))
     )
     style = None
     if cfg.method == "adain":
@@ -286,7 +286,7 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
         # Few paintings: repeat the list so that an epoch of paintings is as long as one of photos
         # (each repeat gets its own crops), rather than one short epoch per step.
         repeat = math.ceil(max(len(content.dataset), per_step) / len(paintings))
-        style = _batches(paintings, cfg.image_size, cfg.style_scale, cfg, cfg.seed + 1, repeat)
+        style = _batches(paintings, cfg.image_size, cfg.style_zoom, cfg, cfg.seed + 1, repeat)
 
     def batches(start: int) -> Iterator[tuple[int, Batch]]:
         photo_batches = content.from_step(start)

@@ -66,7 +66,7 @@ ARBITRARY = {"adain": "Arbitrary style (AdaIN)", "wct": "Arbitrary style (WCT)"}
 COLOURS = {
     "none": "none",
     "luminance": "keep the photo's colours (luminance)",
-    "histogram": "recolour the painting (histogram)",
+    "mean-covariance": "recolour the painting (mean and covariance)",
 }
 IMAGE_SUFFIXES = sorted(WRITE_FORMATS) + [".gif"]
 
@@ -540,7 +540,7 @@ class App:
         if s.method == FEEDFORWARD:
             if s.model not in self.models:
                 raise gr.Error(f"Choose a built-in style: {', '.join(self.models)}.", print_exception=False)
-            if s.colour == "histogram":
+            if s.colour == "mean-covariance":
                 raise gr.Error(
                     "The feed-forward styles keep the photo's colours by luminance only: choose none or luminance.",
                     print_exception=False,

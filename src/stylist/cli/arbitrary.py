@@ -62,15 +62,15 @@ ARBITRARY_HELPS = {
     "decoder": "a decoder file from stylist train-decoder [default: the decoder shipped with Stylist]",
 }
 # "scale" in the config is a zoom range of the training crops, not a size ratio as in stylist transfer.
-DECODER_FLAGS = {"content_scale": "--content-zoom", "style_scale": "--style-zoom"}
-DECODER_ALIASES = {"content_scale": ["--content-scale"], "style_scale": ["--style-scale"]}
+DECODER_FLAGS: dict[str, str] = {}
+DECODER_ALIASES = {"content_zoom": ["--content-scale"], "style_zoom": ["--style-scale"]}
 DECODER_HELPS = {
     "content": "folder of photographs, searched recursively; damaged files are skipped (with --resume: the "
     "recorded one)",
     "style": "adain: folder of paintings, searched recursively [default: none]",
-    "content_scale": "zoom range MIN MAX of the photo crops: the short side is resized to --image-size times a "
+    "content_zoom": "zoom range MIN MAX of the photo crops: the short side is resized to --image-size times a "
     "factor drawn from it, then cropped [default: 1.0 1.5]",
-    "style_scale": "zoom range MIN MAX of the painting crops, as --content-zoom [default: 1.0 3.0]",
+    "style_zoom": "zoom range MIN MAX of the painting crops, as --content-zoom [default: 1.0 3.0]",
     "lr_decay": "the learning rate at step s is lr / (1 + decay * s) (Huang and Belongie's schedule) [default: 5e-05]",
 }
 CADENCE = {"checkpoint_every": 1000, "preview_every": 1000}
@@ -143,8 +143,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavars={
             "levels": "LEVEL",
             "exclude_styles": "NAME",
-            "content_scale": "ZOOM",
-            "style_scale": "ZOOM",
+            "content_zoom": "ZOOM",
+            "style_zoom": "ZOOM",
             "content": "FOLDER",
             "style": "FOLDER",
         },

@@ -87,17 +87,18 @@ CHOICES = {
 }
 # Flags whose name is not the field's: "alpha" means the style strength in stylist arbitrary, and
 # "scale" names six things in the code; the old spellings stay as hidden aliases.
-FLAGS = {"style_scale": "--style-size-ratio"}
+FLAGS: dict[str, str] = {}
 ALIASES = {
     "content_weight": ["--alpha"],
     "style_weight": ["--beta"],
     "tv_weight": ["--gamma"],
-    "style_scale": ["--style-scale"],
+    "style_size_ratio": ["--style-scale"],
+    "min_level_size": ["--min-scale-size"],
 }
 HELPS = {
     "size": "long side of the result, px [default: 1024 on a GPU, 512 on a CPU with fast bfloat16 (AMX, "
     "AVX512-BF16), else 384]",
-    "style_scale": "size of the paintings relative to the result (long side to long side): 2 paints brush "
+    "style_size_ratio": "size of the paintings relative to the result (long side to long side): 2 paints brush "
     "strokes twice as big, 0.5 half as big [default: 1.0]",
     "weights": "the VGG weights: a name from 'stylist weights' or a weights file [default: vgg19-caffe]",
     "lr": "step size [default: 1.0 for L-BFGS, 0.02 for Adam (pixels in [0, 1]), 3e-6 for SGD (momentum 0.9, "
