@@ -641,14 +641,14 @@ def save_image(
             if alpha is None
             else np.concatenate([_hwc(rgb, 3, 65535.0), _hwc(alpha, 1, 65535.0)], -1)
         )
-        _write_atomic(path, lambda tmp: _write_16bit(tmp, fmt, samples.astype(np.uint16), srgb_icc(), params))
+        write_atomic(path, lambda tmp: _write_16bit(tmp, fmt, samples.astype(np.uint16), srgb_icc(), params))
         return path
     if fmt == "JPEG":
         params.setdefault("quality", 95)
     if fmt in ICC_FORMATS:
         params.setdefault("icc_profile", srgb_icc())
     image = to_pil(rgb, alpha)
-    _write_atomic(path, lambda tmp: image.save(tmp, format=fmt, **params))
+    write_atomic(path, lambda tmp: image.save(tmp, format=fmt, **params))
     return path
 
 
@@ -798,9 +798,6 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], what: st
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return path
-
-
-_write_atomic = write_atomic  # the name image.py used before
 
 
 def write_atomic_bytes(path: str | os.PathLike, data: bytes, what: str = "") -> Path:

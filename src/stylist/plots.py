@@ -81,7 +81,8 @@ def history_plot(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("weighted loss")
     ax.set_title(title)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # a run whose terms are all zero has no line to name
+        ax.legend()
     fig.tight_layout()
     return png_bytes(fig)
 

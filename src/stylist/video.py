@@ -20,7 +20,15 @@ import torch
 from PIL import Image
 
 from .errors import ImageError
-from .image import _plain_permissions, resize, to_pil
+from .image import (
+    TEMP_SUFFIX,
+    WriteError,
+    _plain_permissions,
+    remove_stale_temps,
+    resize,
+    to_pil,
+    write_failure_reason,
+)
 
 FILM_FORMATS = (".gif", ".mp4")
 FPS = 10  # frames per second of a film
@@ -60,9 +68,10 @@ class Film:
         self.size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.frames = 0
         self.last_step: int | None = None  # the run step of the latest frame
-        fd, self.tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".tmp"
-        )
+        # The film grows frame by frame in a temporary file named as image.write_atomic names its own,
+        # so that one left by a killed run is cleared by the next write of this film.
+        remove_stale_temps(self.path)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX)
         os.close(fd)
         _plain_permissions(self.tmp)  # mkstemp's 0600 would stick to the film
         self._gif: list[Image.Image] = []
@@ -89,8 +98,10 @@ class Film:
                     self.tmp, format="GIF", save_all=True, append_images=self._gif[1:], duration=durations, loop=0
                 )
             os.replace(self.tmp, self.path)
-        except OSError as err:
-            raise ImageError(f"{self.path}: cannot write the animation ({err.strerror or err})") from None
+        except Exception as err:  # noqa: BLE001 - PyAV and Pillow report a failed write their own ways
+            raise WriteError(
+                f"{self.path}: cannot write the animation ({write_failure_reason(err, self.path.parent)})"
+            ) from None
         finally:
             self.abort()
         return self.path

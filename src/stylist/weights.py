@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,15 +339,10 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
 def _write_safetensors_atomic(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
+    from .image import WriteError, write_atomic  # the one atomic writer (image.py imports nothing from here)
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError:
+        write_atomic(path, lambda tmp: save_file(state, tmp, metadata=metadata), "the weights cache")
+    except (OSError, WriteError):
         pass  # an unwritable cache only costs the rebuild next time
