@@ -411,6 +411,17 @@ def test_api_refuses_bad_tensors(entry: str, bad: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("bad", ["0-255 floats", "uint8", "nan", "inf", "negative"])
+def test_api_refuses_bad_mask_tensors(bad: str) -> None:
+    from stylist.masks import load_masks
+
+    mask = BAD_TENSORS[bad][:, :1]  # a grey mask (1, 1, H, W) of the same bad kind
+    with pytest.raises(ValueError, match=r"mask tensor") as caught:
+        load_masks([mask], 1, (32, 32))
+    assert "\n" not in str(caught.value)
+    assert load_masks([torch.rand(32, 32)], 1, (32, 32))[0].shape == (1, 1, 32, 32)  # a good one passes
+
+
 def test_api_accepts_a_batch_for_a_model() -> None:
     import stylist
 

@@ -147,11 +147,12 @@ class TensorInputError(ImageError, ValueError):
     callers, and a StylistError (one line) for the CLI and the web app."""
 
 
-def check_tensor(src: torch.Tensor, what: str = "image", batch: bool = True) -> torch.Tensor:
+def check_tensor(src: torch.Tensor, what: str = "image", batch: bool = True, grey: bool = False) -> torch.Tensor:
     """``src`` as float32 (B, 3, H, W) in [0, 1]; TensorInputError (a ValueError) for anything else.
 
     Accepted: a floating-point tensor (3, H, W) or (B, 3, H, W) (B = 1 unless ``batch``), every
-    value finite and within [0, 1] (up to ``RANGE_SLACK``, then clamped). Refused with a message
+    value finite and within [0, 1] (up to ``RANGE_SLACK``, then clamped); with ``grey``, one channel
+    is accepted as well as three (masks). Refused with a message
     saying what was expected: integer or bool dtypes (a 0-255 uint8 photo), values outside [0, 1]
     (a 0-255 float photo would otherwise clamp to white), NaN or inf (would give black), other
     shapes, empty images. The one check of every public entry point that takes tensors.
@@ -167,7 +168,8 @@ def check_tensor(src: torch.Tensor, what: str = "image", batch: bool = True) -> 
     if t.dim() == 3:
         t = t.unsqueeze(0)
     shape = "(B, 3, H, W) or (3, H, W)" if batch else "(3, H, W) or (1, 3, H, W)"
-    if t.dim() != 4 or t.shape[1] != 3 or (not batch and t.shape[0] != 1):
+    channels = (1, 3) if grey else (3,)  # grey: a mask, whose (B, 1, H, W) is accepted too
+    if t.dim() != 4 or t.shape[1] not in channels or (not batch and t.shape[0] != 1):
         raise TensorInputError(f"{what} tensor must be RGB shaped {shape}; got {tuple(src.shape)}")
     if t.numel() == 0:
         raise TensorInputError(f"{what} tensor is empty; got {tuple(src.shape)}")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import ConfigError, ImageError, StylistWarning
-from .image import ImageLike, load_tensor, resize
+from .errors import ConfigError, StylistWarning
+from .image import ImageLike, TensorInputError, check_tensor, load_tensor, resize
 
 
 def load_masks(
@@ -48,7 +48,9 @@ def _mask_tensor(mask: ImageLike) -> torch.Tensor:
         if t.dim() == 2 or (t.dim() == 3 and t.shape[0] in (1, 3)):
             t = t.unsqueeze(0) if t.dim() == 3 else t[None, None]
         if t.dim() != 4 or t.shape[:2] not in ((1, 1), (1, 3)):
-            raise ImageError(f"mask tensor must be (H, W), (1, H, W) or (1, 1, H, W); got {tuple(mask.shape)}")
+            raise TensorInputError(f"mask tensor must be (H, W), (1, H, W) or (1, 1, H, W); got {tuple(mask.shape)}")
+        # The checks of every image tensor (dtype, NaN, range): a 0-255 mask would otherwise clamp to all-white.
+        t = check_tensor(mask if not mask.dtype.is_floating_point else t, "mask", grey=True)
         return t.mean(dim=1, keepdim=True).clamp(0, 1)
     # Grey levels of the image (an RGB mask counts by its channel mean).
     return load_tensor(mask, "mask").mean(dim=1, keepdim=True)
