@@ -170,7 +170,7 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
         )
     jobs, skipped = plan_outputs(contents, args.output, args.overwrite, [*args.style, *(args.mask or [])])
     # Every named input is read before any work or file: a bad one stops the run with nothing written.
-    styles = [load_tensor(s, "style", cfg.max_pixels) for s in args.style]
+    styles = [read_picture(s, "style", cfg.max_pixels) for s in args.style]  # Pictures: messages name the file
     for m in args.mask or []:
         load_tensor(m, "mask", cfg.max_pixels)
     named = set(map(Path, contents))
@@ -207,8 +207,8 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
         bar.update(i + 1, len(readable), cfg.method)
     bar.close()
     h, w = result.shape[-2:]
-    what = f"{readable[0][1]} ({w}x{h}" if len(readable) == 1 else f"{len(readable)} image(s) to {args.output} ("
-    final_line(f"wrote {what}, {cfg.method}, {seconds:.1f} s on {device}{skipped_note(skipped)})")
+    what = f"{readable[0][1]} ({w}x{h}, " if len(readable) == 1 else f"{len(readable)} image(s) to {args.output} ("
+    final_line(f"wrote {what}{cfg.method}, {seconds:.1f} s on {device}{skipped_note(skipped)})")
     return 0
 
 

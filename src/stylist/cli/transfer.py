@@ -21,7 +21,6 @@ from ..image import (
     Picture,
     alpha_note,
     fit_size,
-    load_tensor,
     open_image,
     output_format,
     read_picture,
@@ -302,7 +301,7 @@ def prepare(args: argparse.Namespace) -> Job:
     )
     # Read every image up front: a bad input is reported before any work or file.
     content = read_picture(content_path, "content", cfg.max_pixels)  # full precision, alpha set aside
-    styles = [load_tensor(path, "style", cfg.max_pixels) for path in style_paths]
+    styles = [read_picture(path, "style", cfg.max_pixels) for path in style_paths]  # Pictures: messages name the file
     masks = load_masks(mask_paths, len(styles), content.size)
     if cfg.init not in INITS:
         open_image(cfg.init, "--init", cfg.max_pixels)
