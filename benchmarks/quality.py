@@ -15,7 +15,8 @@ The sample: photos from ``content/`` (every fourth pair) and ``photos/`` of the 
 from ``benchmarks/quality_paintings.csv`` (labels checked by eye; see docs/quality.md), alternately
 figurative and not, the artist drawn first so that no artist (Monet) dominates. The first k pairs of a
 sample are the same whatever ``--pairs`` is. The bundled examples' paintings are not in the list.
-``apply`` measures each built-in model against its own painting (the sample's photos only).
+``apply`` measures each built-in model against its own painting (the sample's photos only); ``given``
+measures results made elsewhere, named in ``--pairs-file`` (columns photo, painting, label, result).
 
     PYTHONPATH=src python benchmarks/quality.py --method arbitrary --set method=wct --out /tmp/q-wct
     PYTHONPATH=src python benchmarks/quality.py --method apply --model the-scream
@@ -73,6 +74,7 @@ class Pair:
     photo: Path
     painting: Path
     label: str  # figurative, non-figurative, or given (pairs from --pairs-file)
+    result: Path | None = None  # --method given: a result made elsewhere
 
 
 # --- the sample ----------------------------------------------------------------------------------------
@@ -124,10 +126,20 @@ def sample_pairs(n: int, seed: int, data: Path, labels: Path = LABELS) -> list[P
 
 
 def read_pairs_file(path: Path) -> list[Pair]:
-    """Pairs from a CSV with columns photo, painting (and optionally label): for calibration cases."""
+    """Pairs from a CSV with columns photo, painting and optionally label and result (a result made
+    elsewhere, for ``--method given``): calibration cases, held-out paintings."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return [Pair(i, Path(r["photo"]), Path(r["painting"]), r.get("label") or "given") for i, r in enumerate(rows)]
+    return [
+        Pair(
+            i,
+            Path(r["photo"]),
+            Path(r["painting"]),
+            r.get("label") or "given",
+            Path(r["result"]) if r.get("result") else None,
+        )
+        for i, r in enumerate(rows)
+    ]
 
 
 # --- the methods ---------------------------------------------------------------------------------------
@@ -170,6 +182,12 @@ def apply_runner(size: int, model: stylist.StyleModel, options: dict) -> Runner:
         return model(load_tensor(pair.photo, "photo"), size=size, **options)
 
     return run
+
+
+def given_runner(pair: Pair) -> torch.Tensor:
+    if pair.result is None:
+        sys.exit(f"--method given needs a result column in --pairs-file (pair {pair.id} has none)")
+    return load_tensor(pair.result, "result")
 
 
 def model_painting(model: stylist.StyleModel, data: Path) -> Path:
@@ -306,7 +324,7 @@ def write_outputs(rows: list[dict], out: Path, title: str, meta: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--method", choices=("transfer", "apply", "arbitrary"), default="arbitrary")
+    p.add_argument("--method", choices=("transfer", "apply", "arbitrary", "given"), default="arbitrary")
     p.add_argument("--pairs", type=int, default=24, help="pairs in the sample (default 24)")
     p.add_argument("--size", type=int, default=256, help="long side of the results, px (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
@@ -333,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "transfer":
         runner = transfer_runner(args.size, options)
         name = args.name or "transfer"
+    elif args.method == "given":
+        runner = given_runner
+        name = args.name or "given"
     elif args.method == "arbitrary":
         runner = arbitrary_runner(args.size, options)
         name = args.name or f"arbitrary-{options.get('method', 'adain')}"

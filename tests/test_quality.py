@@ -99,6 +99,13 @@ def test_ssim_is_symmetric_and_checks_shapes(photo, painting):
         quality.ssim(a, painting)
 
 
+def test_ssim_of_two_flat_images_is_the_luminance_term():
+    # Flat images have no variance: SSIM = (2 a b + C1) / (a^2 + b^2 + C1), Wang et al. (2004), eq. 13.
+    a, b, c1 = 0.5, 0.25, (0.01 * 1.0) ** 2
+    value = float(quality.ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b))[0])
+    assert value == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-6)
+
+
 def test_shapes_are_checked(photo):
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         quality.structure(photo[0], photo)

@@ -180,15 +180,15 @@ def copying(result: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
     return structure(result, painting)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
+def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) of images (B, C, H, W) in [0, data_range] -> (B,) float32 in
-    [-1, 1], 1 = identical. Local statistics under a Gaussian window (sigma 1.5 px, 11 taps at the
-    most; 'valid' positions only, so the borders do not mix in padding), population variances.
-    Raises ValueError for images of different shapes.
+    [-1, 1], 1 = identical. Local statistics under a Gaussian window (``size`` taps, at most the
+    image's side; sigma 1.5 px; 'valid' positions only, so the borders do not mix in padding),
+    population (not sample) variances, as Wang et al. Raises ValueError for images of different shapes.
     """
     if x.shape != y.shape:
         raise ValueError(f"ssim needs images of one shape; got {tuple(x.shape)} and {tuple(y.shape)}")
-    taps = min(11, x.shape[-1], x.shape[-2])
+    taps = min(size, x.shape[-1], x.shape[-2])
     g = _window(taps, sigma).to(x.device)
     c = x.shape[1]
     kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
