@@ -260,7 +260,8 @@ def summarise(rows: list[dict]) -> dict:
             values = [float(r[m]) for r in group if math.isfinite(float(r[m]))]
             if values:
                 g[m] = {"median": statistics.median(values), "worst10": worst_decile(values, side)}
-        g["copied"] = sum(float(r["copying"]) >= float(r["structure"]) for r in group)
+        g["closer_to_painting"] = sum(float(r["copying"]) >= float(r["structure"]) for r in group)
+        g["copying_flagged"] = sum(float(r["copying"]) >= quality.COPYING_FLAG for r in group)
         g["seconds_median"] = statistics.median(float(r["seconds"]) for r in group)
         out[name] = g
     return out
@@ -268,14 +269,20 @@ def summarise(rows: list[dict]) -> dict:
 
 def markdown(title: str, command: str, summary: dict) -> str:
     lines = [f"# {title}", "", f"`{command}`", ""]
-    head = "| group | pairs | structure | copying | style | colour | copied | s/pair |"
-    lines += [head, "|---|---|---|---|---|---|---|---|"]
+    head = "| group | pairs | structure | copying | style | colour | closer to painting | copying flagged | s/pair |"
+    lines += [head, "|---|---|---|---|---|---|---|---|---|"]
     for name, g in summary.items():
         cells = [f"{g[m]['median']:.3f} ({g[m]['worst10']:.3f})" for m in quality.MEASURES]
         lines.append(
-            f"| {name} | {g['pairs']} | " + " | ".join(cells) + f" | {g['copied']} | {g['seconds_median']:.1f} |"
+            f"| {name} | {g['pairs']} | "
+            + " | ".join(cells)
+            + f" | {g['closer_to_painting']} | {g['copying_flagged']} | {g['seconds_median']:.1f} |"
         )
-    lines += ["", "median (worst 10 %); copied = pairs with copying >= structure."]
+    lines += [
+        "",
+        "median (worst 10 %); closer to painting: pairs with copying >= structure;"
+        f" copying flagged: pairs with copying >= {quality.COPYING_FLAG}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -362,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = apply_runner(args.size, model, options)
         painting = args.painting or model_painting(model, args.data)
         pairs = [Pair(q.id, q.photo, painting, "model") for q in pairs]
-        name = args.name or f"apply-{model.name}"
+        name = args.name or f"apply-{Path(args.model).stem}"
     out = args.out or Path("/tmp/stylist-quality") / name
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)

@@ -221,7 +221,7 @@ def test_benchmark_smoke_run(bench, tmp_path, method):
         assert -1 <= float(row["structure"]) <= 1 and -1 <= float(row["copying"]) <= 1
         assert float(row["style"]) >= 0 and float(row["colour"]) >= 0
     summary = json.loads((out / "summary.json").read_text())["summary"]
-    assert summary["all"]["pairs"] == 2 and 0 <= summary["all"]["copied"] <= 2
+    assert summary["all"]["pairs"] == 2 and 0 <= summary["all"]["closer_to_painting"] <= 2
     assert set(summary["all"]["structure"]) == {"median", "worst10"}
     assert "| all | 2 |" in (out / "summary.md").read_text()
     for m in quality.MEASURES:
