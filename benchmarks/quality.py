@@ -373,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("/tmp/stylist-quality") / name
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    command = "PYTHONPATH=src python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    # The command that makes these rows (a --resume only rewrites the summary of rows already made).
+    given_args = sys.argv[1:] if argv is None else argv
+    command = "PYTHONPATH=src python benchmarks/quality.py " + " ".join(a for a in given_args if a != "--resume")
     meta = {
         "name": name,
         "command": command,
