@@ -18,7 +18,9 @@ studies and ``benchmarks/quality.py``; see ``docs/quality.md`` for calibration a
 - **copying** (:func:`copying`): the same measure between the result and the painting resized
   to the result (aspect not kept: the painting's layout laid over the result's frame). A result
   whose copying is at or above its structure is structurally closer to the painting than to the
-  photo.
+  photo; :data:`COPYING_FLAG` flags a copied layout. Limit (docs/quality.md): the painting's figures
+  painted at *new* places, on the photo's own light and dark areas, are not seen by this measure
+  nor by structure; compare settings on the same pairs and look at the results.
 - **style closeness** (:func:`style_distance`): the relative distance between the Gram matrices
   (Gatys, Ecker and Bethge, CVPR 2016) of VGG-19 features at relu1_1..relu4_1 of the result and
   the painting, as a fraction of the photo's own distance to the painting: 0 = the painting's
@@ -53,8 +55,8 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # Below this variance (in squared luminance units per pixel) an image counts as flat.
 FLAT_VARIANCE = 1e-10
 # Copying at or above this flags a result whose layout is the painting's (calibrated by eye in
-# docs/quality.md: a copied Great Wave measured 0.40; 70 one-pass and transfer results that copy no
-# layout measured 0.24 at the most).
+# docs/quality.md: a copied Great Wave measured 0.40; the one-pass and transfer baseline results,
+# none of which copies the painting's layout, measured 0.24 at the most).
 COPYING_FLAG = 0.3
 # Sliced Wasserstein: number of random directions in Lab and of quantiles per direction.
 SW_DIRECTIONS = 64
@@ -160,7 +162,7 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _same_frame(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``reference`` resized to ``x``'s height and width (aspect not kept), on x's device."""
-    return resize(reference.float().to(x.device), tuple(x.shape[-2:]))
+    return resize(reference.float().to(x.device), (x.shape[-2], x.shape[-1]))
 
 
 def structure(result: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
