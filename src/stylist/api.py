@@ -62,4 +62,4 @@ def arbitrary(
     cfg = ArbitraryConfig(**{**base, **options})
     picture = read_picture(content, "content", cfg.max_pixels)
     result = stylize_arbitrary(picture, style, cfg, masks=masks)
-    return to_pil(result, picture.alpha_at(tuple(result.shape[-2:])))
+    return to_pil(result, picture.alpha_at((result.shape[-2], result.shape[-1])))

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -215,8 +216,8 @@ def blend(
     with masks (1, 1, h, w), each painting's target inside its own region, soft edges, and the
     photo's own features where the masks cover less than everything."""
     if masks is None:
-        return sum(s * t for s, t in zip(shares, targets))
-    total = sum(masks)
+        return cast(torch.Tensor, sum(s * t for s, t in zip(shares, targets)))  # a sum of tensors
+    total = cast(torch.Tensor, sum(masks))
     norm = torch.where(total > 1, 1.0 / total.clamp_min(1e-8), torch.ones_like(total))
     out = content.float() * (1 - total * norm)
     for m, t in zip(masks, targets):
@@ -268,12 +269,16 @@ def stylize_arbitrary(
     encoder = encoder if encoder is not None else shared_encoder(device)
     decoder, encoder = _place(decoder, device, dtype), _place(encoder, device, dtype)
     with torch.inference_mode():
-        run = _run_adain if cfg.method == "adain" else _run_wct
+        # The decoder is the kind cfg.method names (Decoder for adain, WCTDecoders for wct).
+        run: Callable[..., torch.Tensor] = _run_adain if cfg.method == "adain" else _run_wct
         out = run(prep, cfg, encoder, decoder, device, dtype)
     out = out.float().clamp(0, 1).cpu()
     if cfg.preserve_color == "luminance":
         out = with_chroma(out, prep.photo)
     return out
+
+
+_Net = TypeVar("_Net", bound=nn.Module)
 
 
 @lru_cache(maxsize=2)
@@ -282,9 +287,10 @@ def shared_encoder(device: torch.device) -> Encoder:
     return Encoder("relu5_1").to(device)
 
 
-def _place(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+def _place(model: _Net, device: torch.device, dtype: torch.dtype) -> _Net:
     # Weights cast once (not per call, as autocast would) and NHWC, which oneDNN and cuDNN run fastest.
-    return model.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    # torch's stubs of Module.to omit memory_format (hence the ignore)
+    return model.to(device=device, dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def prepare_inputs(
@@ -294,7 +300,7 @@ def prepare_inputs(
     masks: Sequence[ImageLike] | None = None,
 ) -> Prepared:
     """Read, size and recolour the inputs (pure tensor work; the files are only read)."""
-    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    style_list = list(styles) if isinstance(styles, (list, tuple)) else [cast(ImageLike, styles)]  # else: one painting
     if not style_list:
         raise ConfigError("give at least one style image")
     if cfg.style_weights is not None and len(cfg.style_weights) != len(style_list):
@@ -312,7 +318,7 @@ def prepare_inputs(
         fit_min_side(p, need, source_name(s, f"style image {i + 1}"), cfg.style_size)
         for i, (p, s) in enumerate(zip(paintings, style_list))
     ]
-    mask_ts = load_masks(masks, len(paintings), tuple(photo.shape[-2:]))
+    mask_ts = load_masks(masks, len(paintings), (photo.shape[-2], photo.shape[-1]))
     weights = cfg.style_weights or (1.0,) * len(paintings)
     shares = [w / sum(weights) for w in weights]
     content_t, style_ts = prepare_colors(cfg.preserve_color, photo, paintings)
@@ -374,7 +380,7 @@ def _run_adain(
     h, w = prep.content.shape[-2:]
     fc = _features_of(encoder, prep.content, 8, device, dtype, ADAIN_LEVEL)[ADAIN_LEVEL]
     targets = []
-    masks = _mask_at(prep.masks, tuple(fc.shape[-2:]), 8, device)
+    masks = _mask_at(prep.masks, (fc.shape[-2], fc.shape[-1]), 8, device)
     for i, style in enumerate(prep.styles):
         fs = _style_features(encoder, style, 8, device, dtype, ADAIN_LEVEL, prep.cache)[ADAIN_LEVEL]
         targets.append(adain(fc, fs) if masks is None else masked_adain(fc, fs, masks[i]))
@@ -403,7 +409,7 @@ def _run_wct(
     image = prep.content
     for level, strength in zip(cfg.levels, strengths):
         fc = _features_of(encoder, image, 16, device, dtype, level)[level]
-        masks = _mask_at(prep.masks, tuple(fc.shape[-2:]), 16, device)
+        masks = _mask_at(prep.masks, (fc.shape[-2], fc.shape[-1]), 16, device)
         targets = [wct(fc, sf[level], None if masks is None else masks[i]) for i, sf in enumerate(style_feats)]
         a = cfg.alpha * strength
         t = a * blend(fc, targets, prep.shares, masks) + (1 - a) * fc.float()

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -117,7 +118,7 @@ class WCTDecoders(nn.Module):
         return {lv: self.decoders[lv](f) for lv, f in features.items()}
 
     def __getitem__(self, level: str) -> Decoder:
-        return self.decoders[level]
+        return cast(Decoder, self.decoders[level])  # ModuleDict is typed as holding any Module
 
 
 def new_decoder(method: str, levels: Sequence[str] = WCT_LEVELS) -> Decoder | WCTDecoders:
@@ -132,7 +133,7 @@ def decoder_file(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(fp16 tensors, string metadata) for a safetensors decoder file; the caller writes it."""
     method = "adain" if isinstance(model, Decoder) else "wct"
-    parts = {"": model} if method == "adain" else {f"{lv}.": model[lv] for lv in model.levels}
+    parts = {"": model} if isinstance(model, Decoder) else {f"{lv}.": model[lv] for lv in model.levels}
     tensors = {
         p + k: v.detach().to("cpu", torch.float16).contiguous()
         for p, m in parts.items()
@@ -140,7 +141,7 @@ def decoder_file(
     }
     widths = (
         {lv: m.width_cap for lv, m in ((model.level, model),)}
-        if method == "adain"
+        if isinstance(model, Decoder)
         else {lv: model[lv].width_cap for lv in model.levels}
     )
     meta = {

@@ -17,6 +17,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ import torch
 from .errors import StylistError, first_line
 from .feedforward import MIN_SIDE, MULTIPLE, StyleModel, TransformerNet
 from .image import pad_to_fit, write_atomic
+
+if TYPE_CHECKING:
+    import onnx  # optional at run time: imported where used
 
 ONNX_FORMAT = "stylist-feedforward-onnx"
 
@@ -72,7 +76,8 @@ def export_onnx(
             )
         import onnx
 
-        proto = program.model_proto  # a new protobuf at each access: keep one
+        # dynamo=True always gives a program (None is only for the old exporter writing to a file)
+        proto = cast("torch.onnx.ONNXProgram", program).model_proto  # a new protobuf at each access: keep one
         _add_metadata(proto, model.metadata)
         onnx.save(proto, tmp)
 
@@ -105,7 +110,7 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _add_metadata(proto: object, metadata: dict[str, str]) -> None:
+def _add_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
     keep = {k: v for k, v in metadata.items() if k != "path"}
     keep["format"] = ONNX_FORMAT
     for key, value in keep.items():

@@ -30,6 +30,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -278,7 +279,7 @@ TRAIN_PRESETS: dict[str, dict] = {
 }
 
 
-def train_preset(name: str | None, **options: object) -> FeedForwardConfig:
+def train_preset(name: str | None, **options: Any) -> FeedForwardConfig:  # Any: FeedForwardConfig's fields
     if name is None:
         return FeedForwardConfig(**options)
     if name not in TRAIN_PRESETS:
@@ -314,7 +315,8 @@ def _build_losses(
     """The losses; ``feature_norms`` from a checkpoint, else the source's table, else measured on ``photos``
     (the first training crops) for a source without a table."""
     layers = [*cfg.content_layers, *cfg.style_layers]
-    vgg = VGGFeatures(layers, weights=cfg.weights).to(device).to(memory_format=torch.channels_last)
+    # torch's stubs of Module.to omit memory_format (hence the ignore)
+    vgg = VGGFeatures(layers, weights=cfg.weights).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     check_layers(cfg.content_layers, vgg.arch, "content layer")
     check_layers(cfg.style_layers, vgg.arch, "style layer")
     if feature_norms is None:
@@ -368,7 +370,8 @@ def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume:
     data = Batches(dataset, cfg.batch_size, cfg.seed, cfg.workers)
     total = cfg.steps or steps_for(cfg.epochs, len(files), cfg.batch_size, world)
 
-    net = TransformerNet(cfg.norm, cfg.width).to(device).to(memory_format=torch.channels_last)
+    # torch's stubs of Module.to omit memory_format (hence the ignore)
+    net = TransformerNet(cfg.norm, cfg.width).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     saved_norms = resume["extra"]["feature_norms"] if resume is not None else None
     losses = _build_losses(cfg, device, painting, _first_photos(dataset, 16), saved_norms)
 
@@ -537,7 +540,8 @@ class StyleModel:
 
     def __call__(self, image: ImageLike | torch.Tensor, size: int | None = None, preserve_color: str = "none"):
         as_tensor = isinstance(image, torch.Tensor)
-        x = check_tensor(image, "input") if as_tensor else load_tensor(image, "input")  # ValueError: see image.py
+        # ValueError: see image.py
+        x = check_tensor(cast(torch.Tensor, image), "input") if as_tensor else load_tensor(image, "input")
         if size is not None:
             x = resize_long_side(x, size)
         y = self.stylize(x, preserve_color)
@@ -565,13 +569,16 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", precision:
     return StyleModel(net, {**meta, "path": str(path)}, device, precision)
 
 
+_Key = TypeVar("_Key")  # what the caller tags each image with
+
+
 def batches_by_size(
-    items: Sequence[tuple[object, torch.Tensor]], batch_size: int
-) -> list[list[tuple[object, torch.Tensor]]]:
+    items: Sequence[tuple[_Key, torch.Tensor]], batch_size: int
+) -> list[list[tuple[_Key, torch.Tensor]]]:
     """Group (key, image) pairs into batches of images of the same size, keeping their order within a size."""
     groups: dict[tuple[int, int], list] = {}
     for item in items:
-        groups.setdefault(tuple(item[1].shape[-2:]), []).append(item)
+        groups.setdefault((item[1].shape[-2], item[1].shape[-1]), []).append(item)
     out = []
     for group in groups.values():
         out += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]

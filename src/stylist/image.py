@@ -23,10 +23,11 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class Picture:
     @property
     def size(self) -> tuple[int, int]:
         """(H, W)."""
-        return tuple(self.rgb.shape[-2:])
+        return (self.rgb.shape[-2], self.rgb.shape[-1])
 
     def flat(self) -> torch.Tensor:
         """The image as a viewer shows it on a white page (alpha composited over white)."""
@@ -270,6 +271,8 @@ def _picture(samples: np.ndarray, orientation: int) -> Picture:
 def _samples(im: Image.Image, path: Path | None = None) -> np.ndarray:
     """The pixels as (H, W, 3 or 4) float32 in [0, 1], sRGB, as stored (not yet upright)."""
     icc = im.info.get("icc_profile")
+    colour: np.ndarray | Image.Image  # float samples on the deep path, a PIL image on the 8-bit one
+    alpha: np.ndarray | Image.Image | None
     deep = _deep_samples(im, path)
     if deep is not None:
         colour, alpha = (deep[..., :-1], deep[..., -1:]) if deep.shape[-1] in (2, 4) else (deep, None)
@@ -305,7 +308,8 @@ def _deep_samples(im: Image.Image, path: Path | None) -> np.ndarray | None:
     """(H, W, C) float32 in [0, 1] for a high-bit-depth image (C: 1 grey, 2 grey+alpha, 3, 4), else None."""
     if path is not None and im.format == "PNG" and _png_bit_depth(path) == 16:
         return _read_png16(path)
-    if path is not None and im.format == "TIFF" and max(_as_tuple(im.tag_v2.get(258, 8))) == 16:
+    # A TIFF is opened as a TiffImageFile, which has tag_v2; the stubs type ``im`` as the base class.
+    if path is not None and im.format == "TIFF" and max(_as_tuple(im.tag_v2.get(258, 8))) == 16:  # type: ignore[attr-defined]
         return _read_tiff16(path)
     if im.mode.startswith("I;16") or im.mode == "I":
         arr = np.asarray(im, dtype=np.float64)
@@ -561,7 +565,7 @@ def _fit_side(side: int, min_side: int, multiple: int) -> int:
     return side + (-side) % multiple
 
 
-def crop_to(y: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+def crop_to(y: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
     """The top-left (H, W) of ``y``: undoes :func:`pad_to_fit`."""
     return y[..., : hw[0], : hw[1]]
 
@@ -635,7 +639,7 @@ def save_image(
     )
     rgb, alpha = picture.rgb, picture.alpha
     if alpha is not None and fmt not in ALPHA_FORMATS:
-        warnings.warn(alpha_note(path), StylistWarning, stacklevel=2)
+        warnings.warn(cast(str, alpha_note(path)), StylistWarning, stacklevel=2)  # fmt lacks alpha: a note
         rgb, alpha = _over_white(rgb, alpha), None
     if depth == 16:
         samples = (
@@ -676,7 +680,7 @@ def _write_16bit(target: str, fmt: str, samples: np.ndarray, icc: bytes, params:
     )
 
 
-def png16_bytes(samples: np.ndarray, icc: bytes | None = None, chunks: list[tuple[bytes, bytes]] = ()) -> bytes:
+def png16_bytes(samples: np.ndarray, icc: bytes | None = None, chunks: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     """A 16-bit PNG of (H, W, C) uint16 samples (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), with ``icc``
     and the ancillary ``chunks`` ((type, body), such as text) embedded."""
     import png  # pypng
@@ -730,7 +734,8 @@ def temp_name_pattern(name: str) -> re.Pattern:
 def remove_stale_temps(path: str | os.PathLike, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Delete the temporary files of ``path`` left by killed writers (older than ``older_than`` s)."""
     path = Path(path)
-    pattern, now, removed = temp_name_pattern(path.name), time.time(), []
+    pattern, now = temp_name_pattern(path.name), time.time()
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(path.parent))
     except OSError:
@@ -755,7 +760,7 @@ def write_failure_reason(err: BaseException, folder: Path | None = None) -> str:
     errno text is dug out of the message, and a full disk is recognised from the free space.
     """
     if isinstance(err, OSError) and (err.strerror or err.errno):
-        return err.strerror or os.strerror(err.errno)
+        return err.strerror or os.strerror(cast(int, err.errno))  # no strerror: errno is set
     text = str(err)
     found = re.search(r"(?:os error|code:|errno) ?(\d+)", text, re.IGNORECASE)
     if found:
@@ -802,7 +807,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], what: st
     return path
 
 
-def write_atomic_bytes(path: str | os.PathLike, data: bytes, what: str = "") -> Path:
+def write_atomic_bytes(path: str | os.PathLike, data: bytes | memoryview, what: str = "") -> Path:
     """Write ``data`` (a CSV, JSON, PNG figure ...) to ``path`` atomically; WriteError if it fails."""
 
     def write(tmp: str) -> None:

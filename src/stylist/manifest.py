@@ -183,10 +183,11 @@ def read_manifest(path: str | os.PathLike) -> dict:
 def _embedded(path: Path) -> str | None:
     try:
         with Image.open(path) as im:
+            # PIL opens these as PngImageFile (text) and TiffImageFile (tag_v2); its stubs say ImageFile.
             if im.format == "PNG":
-                return im.text.get(KEY)
+                return im.text.get(KEY)  # type: ignore[attr-defined]
             if im.format == "TIFF":
-                value = im.tag_v2.get(270)
+                value = im.tag_v2.get(270)  # type: ignore[attr-defined]
                 return value if isinstance(value, str) else None
             comment = im.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -203,7 +204,8 @@ def checked_file(record: dict | None, what: str) -> Path:
     picture, and a changed input would give another one that passes for it. Giving the file
     on the command line uses it as it is now.
     """
-    path = (record or {}).get("path")
+    record = record or {}
+    path = record.get("path")
     if not path:
         raise StylistError(
             f"the manifest records no file for the {what} (it was an image passed from Python): give it on the command line"

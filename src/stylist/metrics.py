@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +127,7 @@ class Scorer:
     ) -> None:
         self.cfg = cfg or MetricsConfig()
         self.device = resolve_device(self.cfg.device)
-        self.size = tuple(size)
+        self.size = cast("tuple[int, int]", tuple(size))
         self.net = (
             net or VGGFeatures([*self.cfg.content_layers, *self.cfg.style_layers], weights=self.cfg.weights)
         ).to(self.device)
@@ -173,8 +174,8 @@ def measure(
     c, s = load_tensor(content, "content"), load_tensor(style, "style")
     cfg = cfg or MetricsConfig()
     # issue 19: a result too small for the deepest layer is refused before any work (it is measured as is)
-    check_min_side(tuple(x.shape[-2:]), min_side(cfg), source_name(result, "result"), "measure a larger result")
-    return Scorer(c, s, tuple(x.shape[-2:]), cfg)(x)
+    check_min_side((x.shape[-2], x.shape[-1]), min_side(cfg), source_name(result, "result"), "measure a larger result")
+    return Scorer(c, s, (x.shape[-2], x.shape[-1]), cfg)(x)
 
 
 def rss_mb() -> float:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -58,6 +59,9 @@ from .masks import load_masks
 from .training import check_checkpoint, cpu_copy, resume_options
 from .vgg import POOLING, VGGFeatures, check_layers, layer_names
 from .weights import SOURCES
+
+if TYPE_CHECKING:
+    from .metrics import MetricsConfig
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 INITS = ("content", "noise", "style")
@@ -267,7 +271,7 @@ def default_size(device: torch.device) -> int:
     return 512 if cpu_has_fast_bf16() else 384
 
 
-def min_side(cfg: TransferConfig) -> int:
+def min_side(cfg: TransferConfig | MetricsConfig) -> int:
     """The shortest image side the deepest layer in use can see: 2 ** (poolings before it).
 
     relu5_1 comes after four 2x2 poolings, so an image needs at least 16 px on its short side.
@@ -338,7 +342,8 @@ class Objective:
     ) -> None:
         self.net, self.cfg, self.precision = net, cfg, precision
         self.dtype = working_dtype(precision)
-        net.to(self.dtype, memory_format=torch.channels_last)
+        # torch's stubs of Module.to omit memory_format (hence the ignore)
+        net.to(self.dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
         if feature_norms is None:
             feature_norms = feature_norms_for(net, cfg, content, precision)
         self.feature_norms = feature_norms
@@ -354,10 +359,19 @@ class Objective:
             feats = self.net_features(content)
             self.content_targets = self.loss.content_targets(feats)
             grams = [self._style_grams(style, feats) for style in styles]
+        # (per-layer masks or None, per-layer target Grams, share) for each style term.
+        self.regions: list[tuple[dict[str, torch.Tensor] | None, dict[str, torch.Tensor], float]]
         if masks is None:
             # A blend is one target: the share-weighted mean of the paintings' Grams.
             self.regions = [
-                (None, {n: sum(float(a) * g[n] for a, g in zip(shares, grams)) for n in cfg.style_layers}, 1.0)
+                (
+                    None,
+                    {
+                        n: cast(torch.Tensor, sum(float(a) * g[n] for a, g in zip(shares, grams)))
+                        for n in cfg.style_layers
+                    },
+                    1.0,
+                )
             ]
         else:
             # Spatial control: one term per painting, its Gram matched inside its own soft
@@ -366,7 +380,7 @@ class Objective:
             rel = shares * len(styles)
             self.regions = []
             for mask, g, r in zip(masks, grams, rel):
-                layer_masks = {n: layer_mask(mask, tuple(feats[n].shape[-2:])) for n in cfg.style_layers}
+                layer_masks = {n: layer_mask(mask, (feats[n].shape[-2], feats[n].shape[-1])) for n in cfg.style_layers}
                 self.regions.append((layer_masks, g, float(r)))
 
     def _style_grams(self, style: torch.Tensor, content_feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -389,6 +403,7 @@ class Objective:
         feats = self.net_features(x)
         lc = loss.content(feats, self.content_targets)
         ls = None
+        area: float | torch.Tensor  # 1.0, or the mean square of the region's mask
         for masks, targets, share in self.regions:
             for n, w in loss.style_weights.items():
                 _, c, h, wd = feats[n].shape
@@ -398,7 +413,8 @@ class Objective:
                     g, area = loss.masked_gram(feats[n], masks[n], n), masks[n].pow(2).mean()
                 term = (w * share * area) * style_layer_loss(g, targets[n], c, h * wd, cfg.normalization)
                 ls = term if ls is None else ls + term
-        terms = {"content": cfg.content_weight * lc, "style": cfg.style_weight * ls}
+        # ls is set: there is at least one region and one style layer.
+        terms = {"content": cfg.content_weight * lc, "style": cfg.style_weight * cast(torch.Tensor, ls)}
         if cfg.tv_weight > 0:
             terms["tv"] = cfg.tv_weight * tv_loss(x, cfg.tv, cfg.normalization)
         else:
@@ -434,7 +450,8 @@ def feature_norms_for(
     if not cfg.layer_balance:
         return dict.fromkeys(layers, 1.0)
     dtype = working_dtype(precision)
-    net.to(dtype, memory_format=torch.channels_last)
+    # torch's stubs of Module.to omit memory_format (hence the ignore)
+    net.to(dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
     return net.feature_norms(content.to(dtype, memory_format=torch.channels_last), layers)
 
 
@@ -492,11 +509,11 @@ def stylize(
     # The content's alpha is set aside and re-attached to the result; its RGB is stylised (see image.Picture).
     content_p = read_picture(content, "content", cfg.max_pixels)
     content_t = content_p.rgb
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]  # else: one painting
     style_ts = [load_tensor(s, "style", cfg.max_pixels) for s in styles]
     if cfg.style_weights is not None and len(cfg.style_weights) != len(style_ts):
         raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(style_ts)} style images")
-    mask_ts = load_masks(masks, len(style_ts), tuple(content_t.shape[-2:]))
+    mask_ts = load_masks(masks, len(style_ts), (content_t.shape[-2], content_t.shape[-1]))
     photo = content_t
     content_t, style_ts = prepare_colors(cfg.preserve_color, content_t, style_ts)
     show = _user_view(cfg, photo)
@@ -507,7 +524,7 @@ def stylize(
             return user_callback(replace(p, image=show(p.image)))
 
     net = build_network(cfg, device)
-    final_hw = fit_size(*content_t.shape[-2:], cfg.size or default_size(device))
+    final_hw = fit_size(content_t.shape[-2], content_t.shape[-1], cfg.size or default_size(device))
     check_min_side(  # issue 19: refused before any work (the optimised image itself cannot be padded)
         final_hw, min_side(cfg), f"{source_name(content, 'content image')} (the result at this --size)", "raise --size"
     )
@@ -543,8 +560,9 @@ def stylize(
                 net, cfg, c, s, cfg.style_weights, precision=precision, feature_norms=feature_norms, masks=m
             )
             if level == start.level and start.record is not None:  # carry on inside the checkpoint's level
+                carried = cast(torch.Tensor, start.x)  # a checkpoint inside a level always holds its image
                 x = _optimize_level(
-                    cfg, objective, start.x.to(device), iters, level, run, start.record, start.optimizer
+                    cfg, objective, carried.to(device), iters, level, run, start.record, start.optimizer
                 )
             else:
                 x = (
@@ -592,7 +610,7 @@ def _user_view(cfg: TransferConfig, photo: torch.Tensor) -> Callable[[torch.Tens
     """What turns the optimised image into the picture the user gets (and sees in callbacks)."""
     if cfg.preserve_color != "luminance":
         return lambda image: image
-    return lambda image: with_chroma(image.float(), resize(photo, tuple(image.shape[-2:])).to(image.device))
+    return lambda image: with_chroma(image.float(), resize(photo, (image.shape[-2], image.shape[-1])).to(image.device))
 
 
 def _shown(result: TransferResult, show: Callable[[torch.Tensor], torch.Tensor]) -> TransferResult:
@@ -735,7 +753,7 @@ def _optimize_level(
     optimizer_state: dict | None = None,
 ) -> torch.Tensor:
     """Up to ``iters`` iterations at one level (counting those in ``record``, when carrying on); returns the image (a leaf tensor)."""
-    hw = tuple(x.shape[-2:])
+    hw = (x.shape[-2], x.shape[-1])
     # A plain NCHW leaf: L-BFGS flattens the gradient with view(), which needs it.
     x = x.detach().contiguous().requires_grad_(True)
     record = record or _LevelRecord(lowest_x=x.detach().clone())
@@ -774,7 +792,7 @@ def _record_iteration(cfg: TransferConfig, live: _LiveLevel, total: float, start
         # estimate comes from a tiny step, and the Gram terms are quartic in the pixels.
         # Go back to the lowest point of this level with half the step and a fresh memory.
         with torch.no_grad():
-            live.x.copy_(record.lowest_x)
+            live.x.copy_(cast(torch.Tensor, record.lowest_x))  # set when the level's record was made
         record = replace(record, damping=record.damping / 2)
         live.optimizer = make_optimizer(cfg, live.x, record.damping)
     elif total < record.lowest:
@@ -798,12 +816,13 @@ def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Te
             # The 'mean' losses give per-pixel gradients that shrink with the pixel count;
             # plain SGD would need a new step size at every level. Scaling by H*W makes one
             # step size fit all sizes (Adam and L-BFGS adapt on their own).
-            x.grad.mul_(x.shape[-1] * x.shape[-2])
+            cast(torch.Tensor, x.grad).mul_(x.shape[-1] * x.shape[-2])  # backward() has just filled it
         if not seen:
             seen.update({k: v.detach() for k, v in terms.items()})
         return terms["total"]
 
-    optimizer.step(closure)
+    # torch's stubs type the closure as returning a float; L-BFGS needs (and gets) the loss tensor.
+    optimizer.step(closure)  # type: ignore[arg-type]
     return seen
 
 
@@ -814,7 +833,7 @@ def evaluate(
     cfg = cfg or TransferConfig()
     dev = resolve_device(device)
     x = load_tensor(result).to(dev)
-    hw = tuple(x.shape[-2:])
+    hw = (x.shape[-2], x.shape[-1])
     c = resize(load_tensor(content), hw).to(dev)
     s = resize_long_side(load_tensor(style), max(hw)).to(dev)
     net = build_network(cfg, dev)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -155,7 +156,7 @@ StudyCallback = Callable[[StudyProgress], None]
 # --- the plans ----------------------------------------------------------------------------------------------
 
 
-def _base(cfg: StudyConfig, **options: object) -> TransferConfig:
+def _base(cfg: StudyConfig, **options: Any) -> TransferConfig:  # Any: TransferConfig's fields
     return TransferConfig(
         size=cfg.size, iterations=cfg.iterations, device=cfg.device, precision=cfg.precision, seed=cfg.seed, **options
     )
@@ -391,14 +392,19 @@ def run_study(
     check_named_inputs(cfg)
     content_t, style_t = load_tensor(content, "content"), load_tensor(style, "style")
     # issue 19: results too small for the network are refused before any folder is made
-    check_min_side(fit_size(*content_t.shape[-2:], cfg.size), 16, f"{content} (at --size {cfg.size})", "raise --size")
+    check_min_side(
+        fit_size(content_t.shape[-2], content_t.shape[-1], cfg.size),
+        16,
+        f"{content} (at --size {cfg.size})",
+        "raise --size",
+    )
     device = resolve_device(cfg.device)
     _make_folder(folder / "cells")
     inputs = {
         "content": {"path": str(content), "sha256": sha256_file(content)},
         "style": {"path": str(style), "sha256": sha256_file(style)},
     }
-    final_hw = fit_size(*content_t.shape[-2:], cfg.size)
+    final_hw = fit_size(content_t.shape[-2], content_t.shape[-1], cfg.size)
     scorer = Scorer(content_t, style_t, final_hw, MetricsConfig(device=str(device)))
     t0 = time.perf_counter()
     results = []
@@ -515,7 +521,7 @@ def _compute(
 def _transfer(
     cell: Cell, content: torch.Tensor, style: torch.Tensor, tell: StudyCallback
 ) -> tuple[torch.Tensor, list[dict], dict]:
-    cfg = cell.config
+    cfg = cast(TransferConfig, cell.config)  # a transfer cell always has its config
     meter = PeakMemory(resolve_device(cfg.device))
 
     def on_step(p: Progress) -> None:
@@ -661,7 +667,10 @@ def grid_figure(
     fig, axes = plt.subplots(
         len(lines), ncols, figsize=(cw * ncols, (cw * h / w + 0.6) * len(lines) + 0.4), dpi=100, squeeze=False
     )
-    spectra = {id(im): spectrum(im) for _, items in lines for _, k, im, _ in items if k == "spectrum"}
+    # An "image" or "spectrum" item always has its image (None only in blank and skipped ones).
+    spectra = {
+        id(im): spectrum(cast(torch.Tensor, im)) for _, items in lines for _, k, im, _ in items if k == "spectrum"
+    }
     vmin = min((float(s.min()) for s in spectra.values()), default=0.0)
     vmax = max((float(s.max()) for s in spectra.values()), default=1.0)
     for r, (label, items) in enumerate(lines):
@@ -676,7 +685,7 @@ def grid_figure(
             if kind == "spectrum":
                 ax.imshow(spectra[id(im)].numpy(), cmap="magma", vmin=vmin, vmax=vmax)
             elif kind == "image":
-                ax.imshow(to_pil(im))
+                ax.imshow(to_pil(cast(torch.Tensor, im)))
             else:
                 ax.set_facecolor("#dddddd")
                 ax.text(0.5, 0.5, "skipped\n(see report)", ha="center", va="center", fontsize=9, transform=ax.transAxes)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -180,14 +181,16 @@ def train_decoder(
     device = process_device(cfg.device)
     seed_everything(cfg.seed)
     fmt = memory_format(device)
-    model = _initial_model(cfg).to(device, memory_format=fmt)
+    # torch's stubs of Module.to omit memory_format (hence the ignore)
+    model = _initial_model(cfg).to(device, memory_format=fmt)  # type: ignore[call-overload]
     linear = cfg.method == "wct" and LINEAR_LEVEL in cfg.levels
     if linear:
         model[LINEAR_LEVEL].requires_grad_(False)  # fitted by least squares below, not trained
         if resume is None:
             fit_linear_decoder(model[LINEAR_LEVEL], find_images(cfg.content, "--content")[0], cfg.image_size, cfg.seed)
     deepest = ADAIN_LEVEL if cfg.method == "adain" else max(cfg.levels, key=LEVELS.index)
-    encoder = Encoder(deepest).to(device, memory_format=fmt)
+    # torch's stubs of Module.to omit memory_format (hence the ignore)
+    encoder = Encoder(deepest).to(device, memory_format=fmt)  # type: ignore[call-overload]
     batches, skipped = _data(cfg)
     last: dict[str, torch.Tensor] = {}  # the last batch and its outputs, for the preview
 
@@ -220,6 +223,7 @@ def _initial_model(cfg: DecoderTrainConfig) -> Decoder | WCTDecoders:
         return new_decoder(cfg.method, cfg.levels)
     model = copy.deepcopy(_load_cached(cfg.method, cfg.init)).train()
     if cfg.method == "wct":
+        model = cast(WCTDecoders, model)  # a wct decoder file holds WCTDecoders
         missing = [lv for lv in cfg.levels if lv not in model.levels]
         if missing:
             raise ConfigError(
@@ -242,7 +246,7 @@ def fit_linear_decoder(
     Stylist's scaled features the relu1_1 feature term outweighs the pixel term some 40 times, and
     gradient descent stalled near 17 dB where the least-squares fit reconstructs at 40 dB or more.
     """
-    conv = decoder.net[-1]
+    conv = cast(nn.Conv2d, decoder.net[-1])  # the relu1_1 decoder ends in its one convolution
     encoder = Encoder(LINEAR_LEVEL).to(conv.weight.device)
     order = torch.randperm(len(photos), generator=torch.Generator().manual_seed(seed))[:count]
     n = conv.in_channels * 9 + 1
@@ -257,7 +261,7 @@ def fit_linear_decoder(
         ridge = 1e-6 * gram.diagonal().mean() * torch.eye(n, dtype=torch.float64)  # keeps the solve well posed
         solution = torch.linalg.solve(gram + ridge, cross).float()  # (n, 3): weights then bias
         conv.weight.copy_(solution[:-1].T.reshape(3, conv.in_channels, 3, 3))
-        conv.bias.copy_(solution[-1])
+        cast(torch.Tensor, conv.bias).copy_(solution[-1])  # the convolution has a bias
     decoder.requires_grad_(False)
 
 
@@ -278,7 +282,7 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
     )
     style = None
     if cfg.method == "adain":
-        paintings, more = find_images(cfg.style, "--style")
+        paintings, more = find_images(cast(str, cfg.style), "--style")  # validate(): adain has a style folder
         paintings = [p for p in paintings if p.name not in set(cfg.exclude_styles)]
         if not paintings:
             raise ConfigError(f"{cfg.style}: every painting is excluded by --exclude-styles")
@@ -291,12 +295,13 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
     def batches(start: int) -> Iterator[tuple[int, Batch]]:
         photo_batches = content.from_step(start)
         painting_batches = style.from_step(start) if style is not None else None
+        # The crop batches hold one tensor each (see training.Batches), named here.
         for epoch, batch in photo_batches:
             if painting_batches is None:
-                yield epoch, Batch({"content": batch.images}, batch.bad)
+                yield epoch, Batch({"content": cast(torch.Tensor, batch.images)}, batch.bad)
                 continue
             _, paintings_batch = next(painting_batches)
-            images = {"content": batch.images, "style": paintings_batch.images}
+            images = {"content": cast(torch.Tensor, batch.images), "style": cast(torch.Tensor, paintings_batch.images)}
             yield epoch, Batch(images, batch.bad + paintings_batch.bad)
 
     return batches, skipped
@@ -319,7 +324,7 @@ def _adain_losses(
     out = net(t)
     fo = encoder(out)
     content = F.mse_loss(fo[ADAIN_LEVEL].float(), t)
-    style = 0.0
+    style: float | torch.Tensor = 0.0
     for layer in ADAIN_STYLE_LAYERS:
         (om, osd), (sm, ssd) = mean_std(fo[layer]), mean_std(fs[layer])
         style = style + F.mse_loss(om, sm) + F.mse_loss(osd, ssd)

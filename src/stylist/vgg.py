@@ -9,6 +9,7 @@ frozen and stops at the deepest layer asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +60,11 @@ class VGGFeatures(nn.Module):
     gives slightly smoother results; the weights were trained with max pooling.
     """
 
+    # Buffers registered in __init__ (declared for the type checker: nn.Module's getattr is untyped).
+    pixel_max: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         layers: Sequence[str],
@@ -95,7 +101,7 @@ class VGGFeatures(nn.Module):
                 w = loaded.state[f"{name}.weight"]
                 conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
                 conv.weight.data.copy_(w)
-                conv.bias.data.copy_(loaded.state[f"{name}.bias"])
+                cast(torch.Tensor, conv.bias).data.copy_(loaded.state[f"{name}.bias"])  # bias=True: never None
                 self.convs[name] = conv
         self.pooling = pooling
         self.requires_grad_(False)

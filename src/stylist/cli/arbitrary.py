@@ -203,7 +203,13 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         manifest = _manifest(cfg, src, args, out, result, str(device), elapsed)
         params = embed_params(output_format(out), manifest)
-        save_image(result, out, overwrite=args.overwrite, alpha=picture.alpha_at(tuple(result.shape[-2:])), **params)
+        save_image(
+            result,
+            out,
+            overwrite=args.overwrite,
+            alpha=picture.alpha_at((result.shape[-2], result.shape[-1])),
+            **params,
+        )
         bar.update(i + 1, len(readable), cfg.method)
     bar.close()
     h, w = result.shape[-2:]

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -226,7 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def callback(p: TrainProgress) -> bool | None:
         while damaged:
             warn_skipped(*damaged.pop(0))
-        terms = p.losses
+        terms = cast("dict[str, float]", p.losses)  # set at every step: feed-forward training logs each one
         bar.update(
             p.step,
             p.total,
@@ -397,7 +398,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         for (j, _), y in zip(group, images):
             src, target = inputs[kept[j]][0], targets[kept[j]]
             target.parent.mkdir(parents=True, exist_ok=True)
-            alpha = pictures[j].alpha_at(tuple(y.shape[-2:]))
+            alpha = pictures[j].alpha_at((y.shape[-2], y.shape[-1]))
             manifest = _apply_manifest(model, src, args, target, y, seconds_each)
             params = embed_params(output_format(target), manifest)
             save_image(y.unsqueeze(0), target, overwrite=args.overwrite, alpha=alpha, **params)

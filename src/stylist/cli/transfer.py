@@ -404,6 +404,7 @@ def _check_outputs(
     sidecar = sidecar_path(out) if args.manifest_json else None
     film = check_film_path(args.animation, args.overwrite) if args.animation else None
     named = [p for p in (out, history, sidecar, ckpt, film) if p is not None]
+    path: Path | None  # a named file below, then the sidecar or checkpoint (perhaps not asked for)
     for i, path in enumerate(named):
         if any(same_file(path, q) for q in named[i + 1 :]) or any(q and same_file(path, q) for q in inputs):
             raise StylistError(f"{path}: named for two files of this run; choose distinct names")
