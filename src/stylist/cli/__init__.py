@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``stylist ARGV``; returns the exit status (see ``EXIT_CODES``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # a usage error (one line already printed), or --help / --version
+        return done.code if isinstance(done.code, int) else EXIT_ERROR
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_ERROR
