@@ -8,8 +8,9 @@ import torch
 
 from stylist.cli import main
 from stylist.image import save_image
-from stylist.metrics import SSIM_K1, SSIM_K2, Scorer, color_distance, gaussian_window, measure, ssim
+from stylist.metrics import Scorer, color_distance, measure, ssim
 from stylist.optimize import TransferConfig, stylize
+from stylist.quality import SSIM_K1, SSIM_K2, gaussian_window
 
 
 def test_ssim_of_identical_images_is_one(content64):

@@ -16,6 +16,10 @@ from each input along a few axes, for comparing settings on the same pair, never
   the per-channel standard deviations (AdaIN's statistics). Cheaper, coarser than the Gram.
 - ``ssim``: structural similarity of the luminance of result and photo (Gaussian window, sigma 1.5,
   Wang et al. 2004 constants). 1 = same structure. Penalises every brush stroke, wanted or not.
+- ``structure`` and ``copying``: the quality benchmark's measures (:mod:`stylist.quality`): the
+  correlation of the gradient magnitudes of the blurred luminance, result against photo
+  (``structure``) and against the painting in the result's frame (``copying``). A result whose
+  copying is at or above its structure is closer to the painting's layout than to the photo's.
 - ``color``: mean over R, G, B of the earth mover's distance between the result's and the
   painting's value distributions (in [0, 1] units: 0 = same histograms). Ignores spatial layout
   and colour co-occurrence (each channel alone).
@@ -34,20 +38,18 @@ from dataclasses import dataclass
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 
 from .color import luminance
 from .devices import resolve_device
 from .image import ImageLike, check_min_side, fit_min_side, load_tensor, resize, source_name
 from .losses import PerceptualLoss, equal_weights, mean_std
 from .optimize import min_side
+from .quality import copying, ssim, structure  # the quality benchmark's own measures: one implementation
 from .vgg import VGGFeatures
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
-# SSIM constants of Wang, Bovik, Sheikh and Simoncelli (2004): C1 = (K1 L)^2, C2 = (K2 L)^2, L = 1.
-SSIM_K1, SSIM_K2 = 0.01, 0.03
-METRIC_NAMES = ("content", "style_gram", "style_meanstd", "ssim", "color")
+METRIC_NAMES = ("content", "style_gram", "style_meanstd", "ssim", "structure", "copying", "color")
 
 
 @dataclass
@@ -62,40 +64,6 @@ class MetricsConfig:
     weights: str = "vgg19-caffe"
     # auto, cpu, cuda ...
     device: str = "cpu"
-
-
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """A normalised 1-D Gaussian (size,) in float64."""
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
-    """Mean SSIM of images (B, C, H, W) in [0, data_range], per image: a (B,) tensor.
-
-    Local statistics under a Gaussian window (separable, 'valid' positions only, so the
-    borders do not mix in padding); population (not sample) variances, as Wang et al.
-    """
-    if x.shape != y.shape:
-        raise ValueError(f"ssim needs images of one shape; got {tuple(x.shape)} and {tuple(y.shape)}")
-    size = min(size, x.shape[-1], x.shape[-2])
-    g = gaussian_window(size, sigma).to(x.device)
-    c = x.shape[1]
-    kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    ky = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
-
-    x, y = x.double(), y.double()
-    mx, my = blur(x), blur(y)
-    vx = blur(x * x) - mx * mx
-    vy = blur(y * y) - my * my
-    cov = blur(x * y) - mx * my
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3)).float()
 
 
 def color_distance(x: torch.Tensor, y: torch.Tensor, quantiles: int = 256) -> float:
@@ -162,6 +130,8 @@ class Scorer:
             "style_gram": style_gram,
             "style_meanstd": style_ms / len(self.cfg.style_layers),
             "ssim": float(ssim(luminance(x.cpu()), luminance(self.content))[0]),
+            "structure": float(structure(x.cpu(), self.content)[0]),
+            "copying": float(copying(x.cpu(), self.style)[0]),
             "color": color_distance(x.cpu(), self.style),
         }
 

@@ -195,7 +195,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5, d
     if x.shape != y.shape:
         raise ValueError(f"ssim needs images of one shape; got {tuple(x.shape)} and {tuple(y.shape)}")
     taps = min(size, x.shape[-1], x.shape[-2])
-    g = _window(taps, sigma).to(x.device)
+    g = gaussian_window(taps, sigma).to(x.device)
     c = x.shape[1]
     kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
     ky = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
@@ -213,7 +213,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5, d
     return s.mean(dim=(1, 2, 3)).float().cpu()
 
 
-def _window(taps: int, sigma: float) -> torch.Tensor:
+def gaussian_window(taps: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """A normalised 1-D Gaussian of ``taps`` samples (float64), as Wang et al.'s 11-tap window."""
     t = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
     g = torch.exp(-(t**2) / (2 * sigma**2))

@@ -202,6 +202,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         "style_gram": "Gram matrices relu1_1..relu5_1 vs painting (0 = same)",
         "style_meanstd": "feature means and std devs vs painting (0 = same)",
         "ssim": "structure of the luminance vs photo (1 = same)",
+        "structure": "edges and layout kept from the photo (1 = same, 0 = none)",
+        "copying": "edges and layout taken from the painting (at or above structure: a copy)",
         "color": "colour histogram distance to painting (0 = same)",
         "seconds": "time of the run (from the result's manifest)",
     }
