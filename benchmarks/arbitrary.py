@@ -135,7 +135,8 @@ def cpu_runs(sizes: list[int], repeats: int, adain_dec: Decoder, wct_dec: WCTDec
         auto = resolve_precision("auto", torch.device("cpu"))
         for precision in ("auto", "fp32") if auto != "fp32" else ("auto",):
             cfg = ArbitraryConfig(device="cpu", precision=precision)
-            name = f"stylist adain ({'auto = ' if precision == 'auto' else ''}{resolve_precision(precision, torch.device('cpu'))})"
+            auto_label = "auto = " if precision == "auto" else ""
+            name = f"stylist adain ({auto_label}{resolve_precision(precision, torch.device('cpu'))})"
             runs[name] = lambda cfg=cfg: to_pil(
                 stylize_arbitrary(content, style_pil, cfg, decoder=adain_dec, encoder=encoder)
             )

@@ -367,15 +367,18 @@ def markdown(report: dict) -> str:
     for r in report["per_iteration"]:
         met = "met" if r["goal_met_default"] else "missed"
         lines.append(
-            f"| {r['size'][0]}x{r['size'][1]} | {r['textbook_s_per_iter']:.3f} | {r['ours_fp32_s_per_iter']:.3f} | {r['ratio_fp32']:.2f} "
-            f"| {r['ours_default_s_per_iter']:.3f} ({r['ours_default_precision']}) | {r['ratio_default']:.2f} | fp32 {'met' if r['goal_met_fp32'] else 'missed'}, default {met} |"
+            f"| {r['size'][0]}x{r['size'][1]} | {r['textbook_s_per_iter']:.3f} | {r['ours_fp32_s_per_iter']:.3f} "
+            f"| {r['ratio_fp32']:.2f} "
+            f"| {r['ours_default_s_per_iter']:.3f} ({r['ours_default_precision']}) | {r['ratio_default']:.2f} "
+            f"| fp32 {'met' if r['goal_met_fp32'] else 'missed'}, default {met} |"
         )
     q = report.get("time_to_quality")
     if q:
         tb = q["textbook"]
         lines += [
             "",
-            "| loop | wall s | final fp32 loss | first at/below textbook's loss | ratio to textbook | textbook s to this final loss |",
+            "| loop | wall s | final fp32 loss | first at/below textbook's loss | ratio to textbook "
+            "| textbook s to this final loss |",
             "|---|---|---|---|---|---|",
         ]
         lines.append(
@@ -392,7 +395,8 @@ def markdown(report: dict) -> str:
             label = f"ours {name} ({sum(run['iterations_per_level'])} its, {run['config']['precision']})"
             lines.append(f"| {label} | {run['wall_s']:.1f} | {run['final_loss']:.3f} | {reach} | {ratio} | {back_s} |")
         lines.append(
-            f"\ntime-to-quality goal (default schedule, <= 1/3 of the textbook's time): {'met' if q['goal_met'] else 'missed'}"
+            "\ntime-to-quality goal (default schedule, <= 1/3 of the textbook's time): "
+            f"{'met' if q['goal_met'] else 'missed'}"
         )
     return "\n".join(lines)
 

@@ -293,7 +293,11 @@ def test_bad_input(case: Case, case_dir: Path, capsys) -> None:
 HANDLED = {
     # one-pass networks pad the photo and crop the result back: the result has the photo's size
     "apply-4px-photo": (apply(inputs=("tiny.png",)), (4, 4), False),
-    "arbitrary-adain-4px-photo": (["arbitrary", "tiny.png", "--style", "style.jpg", "-o", "out.png", "-q"], (4, 4), False),
+    "arbitrary-adain-4px-photo": (
+        ["arbitrary", "tiny.png", "--style", "style.jpg", "-o", "out.png", "-q"],
+        (4, 4),
+        False,
+    ),
     "arbitrary-wct-1px-photo": (
         ["arbitrary", "dot.png", "--style", "style.jpg", "-o", "out.png", "--method", "wct", "-q"],
         (1, 1),
@@ -313,7 +317,8 @@ HANDLED = {
     "train-decoder-thin-painting": (train_decoder(style="thin_paintings"), None, False),
     # masks are resized to the photo, then padded with it
     "arbitrary-masked-4px-photo": (
-        ["arbitrary", "tiny.png", "--style", "style.jpg", "style.jpg", "--mask", "mask.png", "mask.png", "-o", "out.png", "-q"],
+        ["arbitrary", "tiny.png", "--style", "style.jpg", "style.jpg"]
+        + ["--mask", "mask.png", "mask.png", "-o", "out.png", "-q"],
         (4, 4),
         False,
     ),

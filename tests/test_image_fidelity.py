@@ -65,7 +65,8 @@ def linear_icc() -> bytes:
         table += sig + struct.pack(">II", start + len(data), len(body))
         data += body
     header = (
-        struct.pack(">I", start + len(data)) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + bytes(12) + b"acsp"
+        struct.pack(">I", start + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ " + bytes(12) + b"acsp"
         + bytes(28) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + bytes(48)
     )  # fmt: skip
     return header + struct.pack(">I", len(tags)) + table + data

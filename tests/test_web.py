@@ -56,7 +56,8 @@ def test_web_without_gradio_says_how_to_install(monkeypatch, capsys):
     assert cli.main(["web"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        'stylist: error: the web app needs Gradio: pip install "stylist-nst[web]" (from a clone: pip install -e ".[web]")'
+        "stylist: error: the web app needs Gradio: "
+        'pip install "stylist-nst[web]" (from a clone: pip install -e ".[web]")'
     ]
 
 

@@ -23,7 +23,8 @@ PHOTOS = ["kodak_lighthouse_coast.jpg", "cat_chelsea.jpg", "astronaut_eileen_col
 PAINTINGS = {
     "starry-night": (
         "starry_night.jpg",
-        "Vincent van Gogh, *The Starry Night*, 1889, oil on canvas, Museum of Modern Art, New York (Google Art Project scan)",
+        "Vincent van Gogh, *The Starry Night*, 1889, oil on canvas, Museum of Modern Art, New York "
+        "(Google Art Project scan)",
     ),
     "great-wave": ("great_wave.jpg", "Katsushika Hokusai, *The Great Wave off Kanagawa*, c. 1830-32, woodblock print"),
     "the-scream": (
@@ -95,7 +96,9 @@ COCO (`stylist train --style painting.jpg --data coco/train2017 -o mine.safetens
 
 | setting | value |
 |---|---|
-| steps | {meta["steps"]} (batch {cfg["batch_size"]}, so about {int(meta["steps"]) * cfg["batch_size"] // int(meta["images"])} passes over the {meta["images"]} photos), stopped by a time limit of {cfg["time_limit"]:.0f} s |
+| steps | {meta["steps"]} (batch {cfg["batch_size"]}, so about \
+{int(meta["steps"]) * cfg["batch_size"] // int(meta["images"])} passes over the {meta["images"]} photos), \
+stopped by a time limit of {cfg["time_limit"]:.0f} s |
 | crops | {cfg["image_size"]}x{cfg["image_size"]} px, random position, flipped half the time |
 | painting size for the style targets | long side {cfg["style_size"] or 2 * cfg["image_size"]} px |
 | optimiser | Adam, learning rate {cfg["lr"]} |
@@ -105,7 +108,8 @@ COCO (`stylist train --style painting.jpg --data coco/train2017 -o mine.safetens
 | total variation | mean squared neighbour difference, weight {cfg["tv_weight"]} |
 | network | {meta["norm"]} normalisation, width {meta["width"]} (32/64/128 channels), 1.68 M parameters |
 | hardware | one NVIDIA H100, shared with five other training runs |
-| final losses (weighted, last batch) | content {losses["content"]:.2f}, style {losses["style"]:.2f}, TV {losses["tv"]:.2f} |
+| final losses (weighted, last batch) | \
+content {losses["content"]:.2f}, style {losses["style"]:.2f}, TV {losses["tv"]:.2f} |
 | Stylist / PyTorch | {meta["stylist_version"]} / {meta["torch_version"]} |
 
 The losses are Stylist's: `mean` normalisation and each VGG layer divided by its mean
@@ -121,7 +125,8 @@ the final values above are the model's own record.*
 
 ## Limits
 
-Trained for about {int(meta["steps"]) * cfg["batch_size"] // 1000}k images in {cfg["time_limit"] / 60:.0f} minutes, far less than the paper's
+Trained for about {int(meta["steps"]) * cfg["batch_size"] // 1000}k images in \
+{cfg["time_limit"] / 60:.0f} minutes, far less than the paper's
 two epochs of COCO (160k images): strokes are clear, but fine detail is softer than a longer
 run would give, and a thin band along the image borders is sometimes darker. The network sees
 {cfg["image_size"]} px crops, so its strokes have a fixed size in pixels: at 2000 px and above they look small

@@ -63,6 +63,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise StylistError(f"{path}: not a Stylist checkpoint")
     if state.get("version") != VERSION:
         raise StylistError(
-            f"{path}: checkpoint version {state.get('version')} is not one this Stylist reads ({VERSION}); start the run afresh"
+            f"{path}: checkpoint version {state.get('version')} is not one this Stylist reads ({VERSION}); "
+            "start the run afresh"
         )
     return state

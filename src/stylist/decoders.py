@@ -1,8 +1,9 @@
 """The networks of arbitrary-style transfer: the encoder, the decoders, and their files.
 
 The encoder is the frozen Caffe VGG-19 up to relu{k}_1 (:class:`Encoder`), with its features divided
-by their feature norms (:data:`stylist.weights.DECODER_FEATURE_NORMS`; see :mod:`stylist.arbitrary` for why). A decoder (:class:`Decoder`) mirrors
-the encoder from one level back to RGB; WCT uses one per level (:class:`WCTDecoders`). Decoder files
+by their feature norms (:data:`stylist.weights.DECODER_FEATURE_NORMS`; see :mod:`stylist.arbitrary` for
+why). A decoder (:class:`Decoder`) mirrors the encoder from one level back to RGB; WCT uses one per
+level (:class:`WCTDecoders`). Decoder files
 are safetensors in fp16 with a ``stylist-arbitrary-decoder`` metadata block; the decoders shipped with
 Stylist live in ``stylist/models``. Training them is :mod:`stylist.train_decoders`.
 """

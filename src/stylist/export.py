@@ -36,7 +36,8 @@ def need(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise StylistError(
-            f'this needs {", ".join(missing)}, which is not installed: pip install "stylist-nst[onnx]" (from a clone: pip install -e ".[onnx]")'
+            f"this needs {', '.join(missing)}, which is not installed: "
+            'pip install "stylist-nst[onnx]" (from a clone: pip install -e ".[onnx]")'
         )
 
 

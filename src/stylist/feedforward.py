@@ -245,7 +245,8 @@ class FeedForwardConfig:
             raise ConfigError(f"--tv-weight must be zero or positive; got {self.tv_weight}")
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(
-                f"--style-layer-weights has {len(self.style_layer_weights)} values for {len(self.style_layers)} style layers"
+                f"--style-layer-weights has {len(self.style_layer_weights)} values "
+                f"for {len(self.style_layers)} style layers"
             )
         if self.norm not in NORMS:
             raise ConfigError(f"unknown --norm '{self.norm}': use one of {', '.join(NORMS)}")

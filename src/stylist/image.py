@@ -519,7 +519,8 @@ def check_min_side(hw: tuple[int, int], need: int, what: str, hint: str = "") ->
     if min(hw) < need:
         tail = f"; {hint}" if hint else ""
         raise ImageTooSmallError(
-            f"{what}: {_describe(hw)} is too small for the layers in use (its shorter side needs at least {need} px){tail}"
+            f"{what}: {_describe(hw)} is too small for the layers in use "
+            f"(its shorter side needs at least {need} px){tail}"
         )
 
 
@@ -593,7 +594,10 @@ def alpha_note(path: str | os.PathLike) -> str | None:
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None or fmt in ALPHA_FORMATS:
         return None
-    return f"{fmt} cannot store transparency: the content's alpha channel is flattened onto white (write .png, .webp or .tif to keep it)"
+    return (
+        f"{fmt} cannot store transparency: the content's alpha channel is flattened onto white "
+        "(write .png, .webp or .tif to keep it)"
+    )
 
 
 def check_output_path(out: str | os.PathLike, inputs: list, overwrite: bool, depth: int = 8) -> Path:

@@ -165,7 +165,8 @@ def read_manifest(path: str | os.PathLike) -> dict:
     text = path.read_text(encoding="utf-8", errors="replace") if path.suffix.lower() == ".json" else _embedded(path)
     if text is None:
         raise StylistError(
-            f"{path}: holds no Stylist manifest (not made by Stylist, or a format without room for one: use its .json sidecar)"
+            f"{path}: holds no Stylist manifest "
+            "(not made by Stylist, or a format without room for one: use its .json sidecar)"
         )
     try:
         manifest = json.loads(text)
@@ -208,7 +209,8 @@ def checked_file(record: dict | None, what: str) -> Path:
     path = record.get("path")
     if not path:
         raise StylistError(
-            f"the manifest records no file for the {what} (it was an image passed from Python): give it on the command line"
+            f"the manifest records no file for the {what} (it was an image passed from Python): "
+            "give it on the command line"
         )
     p = Path(path)
     if not p.is_file():
@@ -218,7 +220,8 @@ def checked_file(record: dict | None, what: str) -> Path:
     digest = sha256_file(p)
     if digest != record.get("sha256"):
         raise StylistError(
-            f"{p}: {what} has changed since the recorded run (sha256 {digest[:12]}..., recorded {str(record.get('sha256'))[:12]}...); "
+            f"{p}: {what} has changed since the recorded run "
+            f"(sha256 {digest[:12]}..., recorded {str(record.get('sha256'))[:12]}...); "
             f"give it on the command line to use it as it is now"
         )
     return p
@@ -244,6 +247,7 @@ def differences(manifest: dict, current_versions: dict[str, str] | None = None) 
     source = SOURCES.get(weights.get("source", ""))
     if source is not None and weights.get("sha256") and not str(weights["sha256"]).startswith(source.sha256):
         lines.append(
-            f"the run used other {source.name} weights (sha256 {str(weights['sha256'])[:12]}..., this Stylist's: {source.sha256[:12]}...)"
+            f"the run used other {source.name} weights "
+            f"(sha256 {str(weights['sha256'])[:12]}..., this Stylist's: {source.sha256[:12]}...)"
         )
     return lines

@@ -580,14 +580,18 @@ def stylize(
 
 
 def resumed_schedule(state: dict, cfg: TransferConfig, final_hw: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
-    """The checkpointed run's schedule, its total changed to ``cfg.iterations``; ConfigError if ``cfg`` does not fit it."""
+    """The checkpointed run's schedule, its total changed to ``cfg.iterations``.
+
+    Raises ConfigError if ``cfg`` does not fit it.
+    """
     check_checkpoint(state, CHECKPOINT_KIND, "stylist transfer (an optimisation run)", layout=None)
     # The one resume rule; ConfigError if cfg differs from the checkpoint.
     resume_options(upgrade_config(state["config"]), asdict(cfg), RESUME_MAY_CHANGE)
     if tuple(state["final_hw"]) != tuple(final_hw):
         (h, w), (h2, w2) = state["final_hw"], final_hw
         raise ConfigError(
-            f"the checkpoint is of a {w}x{h} result but this content photo gives {w2}x{h2}: resume with the photo it was made from"
+            f"the checkpoint is of a {w}x{h} result but this content photo gives {w2}x{h2}: "
+            "resume with the photo it was made from"
         )
     plan = [(tuple(hw), int(n)) for hw, n in state["schedule"]]
     return _retotal(plan, cfg.iterations)
@@ -752,7 +756,10 @@ def _optimize_level(
     record: _LevelRecord | None = None,
     optimizer_state: dict | None = None,
 ) -> torch.Tensor:
-    """Up to ``iters`` iterations at one level (counting those in ``record``, when carrying on); returns the image (a leaf tensor)."""
+    """Up to ``iters`` iterations at one level (counting those in ``record``, when carrying on).
+
+    Returns the image (a leaf tensor).
+    """
     hw = (x.shape[-2], x.shape[-1])
     # A plain NCHW leaf: L-BFGS flattens the gradient with view(), which needs it.
     x = x.detach().contiguous().requires_grad_(True)

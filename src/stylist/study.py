@@ -185,7 +185,8 @@ def plan_ratio(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     return Plan(
         "ratio",
         "Content/style ratio",
-        "alpha (content) over beta (style), one decade per column: small ratios give the painting's texture, large ones the photograph.",
+        "alpha (content) over beta (style), one decade per column: "
+        "small ratios give the painting's texture, large ones the photograph.",
         cells,
     )
 
@@ -244,7 +245,8 @@ def plan_layers(cfg: StudyConfig, base: dict, style: Path) -> Plan:
         )
         cells.append(Cell(f"style_{i}", "style", label, config=c))
     about = (
-        "Gatys et al. 2016, Figure 1: images reconstructed from white noise to match the photograph's features at one layer "
+        "Gatys et al. 2016, Figure 1: images reconstructed from white noise "
+        "to match the photograph's features at one layer "
         "(top; convN_2 is taken after its ReLU) or the painting's Gram matrices at a growing set of layers (bottom)."
     )
     return Plan("layers", "Layer reconstructions", about, cells)
@@ -259,7 +261,8 @@ def plan_optimizers(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     return Plan(
         "optimizers",
         "Optimisers",
-        "L-BFGS, Adam and SGD at their default step sizes, the same iterations each; see the loss plots against iterations and seconds.",
+        "L-BFGS, Adam and SGD at their default step sizes, the same iterations each; "
+        "see the loss plots against iterations and seconds.",
         cells,
     )
 
@@ -306,7 +309,8 @@ def plan_methods(cfg: StudyConfig, base: dict, style: Path) -> Plan:
     skip = (
         None
         if model
-        else f"no built-in feed-forward network for {style.name} (built-in: {', '.join(builtin_models()) or 'none'}); pass --model"
+        else f"no built-in feed-forward network for {style.name} "
+        f"(built-in: {', '.join(builtin_models()) or 'none'}); pass --model"
     )
     cells.append(
         Cell(
@@ -356,7 +360,8 @@ def make_plan(name: str, cfg: StudyConfig, style: Path, base: dict | None = None
     unknown = set(base) - {f.name for f in fields(TransferConfig)}
     if unknown:
         raise ConfigError(
-            f"unknown option {', '.join(sorted(unknown))} in --set: use TransferConfig fields (see stylist transfer --help)"
+            f"unknown option {', '.join(sorted(unknown))} in --set: "
+            "use TransferConfig fields (see stylist transfer --help)"
         )
     own = sorted(set(base) & set(STUDY_OWNED))
     if own:
@@ -814,25 +819,39 @@ def report_html(
             cells.append(f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     notes = "".join(f"<li><b>{e(r['col'])}</b>: {e(r['note'])}</li>" for r in rows if r["note"])
+    spectra_html = (
+        '<h2>Spectra</h2><p><img src="spectra.png" alt="radially averaged spectra"></p>'
+        if "spectra.png" in figures
+        else ""
+    )
+    losses_html = '<h2>Loss</h2><p><img src="losses.png" alt="loss curves"></p>' if "losses.png" in figures else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Stylist study: {e(plan.title)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}img{{max-width:100%}}
-table{{border-collapse:collapse;font-size:90%}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{background:#f4f4f4}}</style>
+table{{border-collapse:collapse;font-size:90%}}\
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{background:#f4f4f4}}</style>
 </head><body>
 <h1>{e(plan.title)}</h1>
 <p>{e(plan.about)}</p>
 <p>Command: <code>{e(command or "(from Python)")}</code></p>
-<p>Device: {e(device)}. Finished {e(datetime.now(timezone.utc).isoformat(timespec="seconds"))}; this run took {seconds:.1f} s
-({computed} cells computed, {len(rows) - computed} loaded or skipped). Stylist {e(__version__)}, PyTorch {e(torch.__version__)}.</p>
-<p>Photo: <code>{e(inputs["content"]["path"])}</code>; painting: <code>{e(inputs["style"]["path"])}</code>.</p>
+<p>Device: {e(device)}. Finished {e(datetime.now(timezone.utc).isoformat(timespec="seconds"))}; \
+this run took {seconds:.1f} s
+({computed} cells computed, {len(rows) - computed} loaded or skipped). \
+Stylist {e(__version__)}, PyTorch {e(torch.__version__)}.</p>
+<p>Photo: <code>{e(inputs["content"]["path"])}</code>; \
+painting: <code>{e(inputs["style"]["path"])}</code>.</p>
 <h2>Results</h2><p><a href="grid.png"><img src="grid.png" alt="grid of results"></a></p>
-{'<h2>Spectra</h2><p><img src="spectra.png" alt="radially averaged spectra"></p>' if "spectra.png" in figures else ""}
-{'<h2>Loss</h2><p><img src="losses.png" alt="loss curves"></p>' if "losses.png" in figures else ""}
+{spectra_html}
+{losses_html}
 <h2>Metrics</h2>
-<p>Distances to the photo (<i>content</i>: VGG relu4_2 features; <i>ssim</i>: structure of the luminance, 1 = same) and to the painting
-(<i>style_gram</i>, <i>style_meanstd</i>: VGG statistics at relu1_1..relu5_1; <i>color</i>: earth mover's distance of the colour
-histograms); <i>high_freq</i>: share of spectral energy above half the Nyquist frequency; <i>seconds</i>: time per image;
-<i>peak_rss_mb</i>: the process's resident memory, sampled. No single number judges style transfer: see <code>docs/studies.md</code>.
+<p>Distances to the photo (<i>content</i>: VGG relu4_2 features; \
+<i>ssim</i>: structure of the luminance, 1 = same) and to the painting
+(<i>style_gram</i>, <i>style_meanstd</i>: VGG statistics at relu1_1..relu5_1; \
+<i>color</i>: earth mover's distance of the colour
+histograms); <i>high_freq</i>: share of spectral energy above half the Nyquist frequency; \
+<i>seconds</i>: time per image;
+<i>peak_rss_mb</i>: the process's resident memory, sampled. \
+No single number judges style transfer: see <code>docs/studies.md</code>.
 Full table: <a href="metrics.csv">metrics.csv</a>.</p>
 <table><tr>{head}</tr>{"".join(body)}</table>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}

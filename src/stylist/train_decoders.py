@@ -134,7 +134,8 @@ class DecoderTrainConfig:
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not (0 < lo_hi[0] <= lo_hi[1]):
                 raise ConfigError(
-                    f"--{name.replace('_', '-')} takes two numbers LOW HIGH with 0 < LOW <= HIGH; got {' '.join(map(str, lo_hi))}"
+                    f"--{name.replace('_', '-')} takes two numbers LOW HIGH with 0 < LOW <= HIGH; "
+                    f"got {' '.join(map(str, lo_hi))}"
                 )
         for name in ("lr", "content_weight", "style_weight", "pixel_weight"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
@@ -146,7 +147,8 @@ class DecoderTrainConfig:
             raise ConfigError(f"--levels takes some of {', '.join(WCT_LEVELS)}; got {' '.join(self.levels)}")
         if self.method == "wct" and tuple(self.levels) == (LINEAR_LEVEL,):
             raise ConfigError(
-                f"--levels {LINEAR_LEVEL} alone leaves nothing to train (its decoder is fitted by least squares); add a deeper level"
+                f"--levels {LINEAR_LEVEL} alone leaves nothing to train "
+                "(its decoder is fitted by least squares); add a deeper level"
             )
         if self.precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(TRAIN_PRECISIONS)}")
@@ -266,7 +268,10 @@ def fit_linear_decoder(
 
 
 def _patches(features: torch.Tensor) -> torch.Tensor:
-    """(H*W, C*9 + 1): each pixel's reflection-padded 3x3 neighbourhood (as the decoder sees it), and a 1 for the bias."""
+    """(H*W, C*9 + 1): each pixel's reflection-padded 3x3 neighbourhood (as the decoder sees it).
+
+    The last column is a 1 for the bias.
+    """
     cols = F.unfold(F.pad(features, (1, 1, 1, 1), mode="reflect"), 3)[0].T
     return torch.cat([cols, torch.ones(cols.shape[0], 1, dtype=cols.dtype, device=cols.device)], 1)
 

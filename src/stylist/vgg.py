@@ -124,7 +124,8 @@ class VGGFeatures(nn.Module):
         missing = wanted - set(self.names)
         if missing:
             raise ConfigError(
-                f"layer {', '.join(sorted(missing))} is deeper than this extractor was built for (up to {self.names[-1]})"
+                f"layer {', '.join(sorted(missing))} is deeper than this extractor was built for "
+                f"(up to {self.names[-1]})"
             )
         depth = max(self.names.index(n) for n in wanted) + 1 if wanted else 0
         out: dict[str, torch.Tensor] = {}

@@ -4,7 +4,8 @@ A :class:`Film` takes frames one at a time at any size, scales them to its own (
 final size: a coarse scale's image is upsampled, so the film does not jump in size), and
 writes the file atomically when closed: a temporary file in the same folder, then a
 rename. GIF frames are kept in memory until then (Pillow writes a GIF in one go); MP4
-frames are encoded as they come. MP4 needs the optional PyAV (``pip install "stylist-nst[video]"``, or ``pip install -e ".[video]"`` in a clone).
+frames are encoded as they come. MP4 needs the optional PyAV (``pip install "stylist-nst[video]"``,
+or ``pip install -e ".[video]"`` in a clone).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def check_film_path(path: str | os.PathLike, overwrite: bool) -> Path:
         raise ImageError(f"{path}: unknown animation format '{path.suffix}'; use .gif or .mp4")
     if suffix == ".mp4" and importlib.util.find_spec("av") is None:
         raise ImageError(
-            f'{path}: writing MP4 needs PyAV, which is not installed: pip install "stylist-nst[video]" (from a clone: pip install -e ".[video]"), or write a .gif'
+            f"{path}: writing MP4 needs PyAV, which is not installed: "
+            'pip install "stylist-nst[video]" (from a clone: pip install -e ".[video]"), or write a .gif'
         )
     if path.is_dir():
         raise ImageError(f"{path}: is a directory; give a file name such as film.gif")

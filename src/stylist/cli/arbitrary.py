@@ -123,7 +123,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "train-decoder",
         help="train an AdaIN decoder or the WCT decoders",
         description="Train the decoder of stylist arbitrary: --method adain on photos and paintings, --method wct "
-        "on photos only.\n\n  stylist train-decoder --method adain --content photos/ --style paintings/ -o adain.safetensors",
+        "on photos only.\n\n"
+        "  stylist train-decoder --method adain --content photos/ --style paintings/ -o adain.safetensors",
     )
     add_output(t, "DECODER.safetensors", "the trained decoder (fp16 safetensors), for stylist arbitrary --decoder")
     add_overwrite(t, "the decoder, checkpoint, previews and loss files")

@@ -88,7 +88,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a feed-forward network for one painting (Johnson et al.)",
         description="Train a network that paints any photo in the style of --style, on the photos under --content "
-        "(Johnson, Alahi and Fei-Fei 2016).\n\n  stylist train --style painting.jpg --content photos/ -o starry.safetensors",
+        "(Johnson, Alahi and Fei-Fei 2016).\n\n"
+        "  stylist train --style painting.jpg --content photos/ -o starry.safetensors",
     )
     add_output(t, "MODEL", "the trained network (.safetensors)")
     add_overwrite(t, "MODEL, its checkpoint, preview and loss curve")

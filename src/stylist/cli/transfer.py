@@ -310,7 +310,8 @@ def prepare(args: argparse.Namespace) -> Job:
         warnings.warn(dropped, StylistWarning)
     if output_format(out, depth) == "BMP" and not args.manifest_json:
         warnings.warn(
-            f"{out}: BMP has no room for the run's manifest; pass --manifest-json to keep it in {sidecar_path(out).name}",
+            f"{out}: BMP has no room for the run's manifest; "
+            f"pass --manifest-json to keep it in {sidecar_path(out).name}",
             StylistWarning,
         )
     inputs = input_records(content_path, style_paths, mask_paths, cfg.init if cfg.init not in INITS else None)
@@ -341,7 +342,8 @@ def _recorded(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path 
     """(recorded inputs and options, run state to resume, checkpoint path) from --from-manifest or --resume."""
     if args.from_manifest and args.resume:
         raise StylistError(
-            "--from-manifest and --resume do not go together: a manifest starts a run afresh, a checkpoint carries one on"
+            "--from-manifest and --resume do not go together: "
+            "a manifest starts a run afresh, a checkpoint carries one on"
         )
     if args.from_manifest:
         manifest = read_manifest(args.from_manifest)
@@ -371,7 +373,8 @@ def _input_paths(args: argparse.Namespace, recorded: dict | None) -> tuple[str, 
     if recorded is None:
         if not given_content or not given_styles:
             raise StylistError(
-                "give CONTENT and STYLE images (or --content and --style; or --from-manifest RESULT, or --resume CHECKPOINT)"
+                "give CONTENT and STYLE images "
+                "(or --content and --style; or --from-manifest RESULT, or --resume CHECKPOINT)"
             )
         return given_content, given_styles, args.mask
     inputs = recorded.get("inputs") or {}
@@ -416,7 +419,8 @@ def _check_outputs(
         existing = sorted(out.parent.glob(f"{out.stem}_step[0-9][0-9][0-9][0-9]{out.suffix}"))
         if existing:
             raise StylistError(
-                f"{existing[0]}: intermediate images from an earlier run are in the way; pass --overwrite or choose another -o"
+                f"{existing[0]}: intermediate images from an earlier run are in the way; "
+                "pass --overwrite or choose another -o"
             )
     return history, sidecar, film
 

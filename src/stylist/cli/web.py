@@ -22,7 +22,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser(
         "web",
         help="a local web app: stylise in the browser with live progress",
-        description="Start the web app (Gradio) and print its address. It listens on 127.0.0.1 only unless --host says otherwise.",
+        description="Start the web app (Gradio) and print its address. "
+        "It listens on 127.0.0.1 only unless --host says otherwise.",
     )
     w.add_argument(
         "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in [default: 127.0.0.1]"
