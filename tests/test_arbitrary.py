@@ -363,7 +363,7 @@ def test_cli_writes_results_of_the_photos_size(files: dict[str, Path], tmp_path:
         ("exists", "already exists"),
         ("mask count", "mask(s) for 1 style"),
         ("weights count", "--style-weights has 2 values"),
-        ("alpha", "--alpha must be between 0 and 1"),
+        ("alpha", "--style-strength (alpha) must be between 0 and 1"),
         ("method", "invalid choice"),
         ("decoder", "decoder file not found"),
         ("image file for several", "need -o to be a folder"),

@@ -366,6 +366,14 @@ def test_old_spellings_are_aliases_and_options_mean_one_thing(argv, field, value
     assert getattr(build_parser().parse_args(argv), field) == value
 
 
+def test_an_output_that_is_a_folder_is_named_as_one(pictures, capsys):
+    # A folder's name has no suffix: it is said to be a folder, not an unknown image format.
+    (pictures / "results").mkdir()
+    argv = ["transfer", "photos/p0.png", "style.png", "-o", "results", "--size", "32"]
+    assert main(argv) == 2
+    assert "results: is a directory; give a file name such as result.png" in capsys.readouterr().err
+
+
 def test_hidden_aliases_stay_out_of_the_help(capsys):
     helps = {}
     for command in ("transfer", "arbitrary", "train", "train-decoder"):

@@ -106,7 +106,7 @@ class ArbitraryConfig:
         if self.method not in METHODS:
             raise ConfigError(f"unknown --method '{self.method}': use one of {', '.join(METHODS)}")
         if not (0.0 <= self.alpha <= 1.0):
-            raise ConfigError(f"--alpha must be between 0 and 1; got {self.alpha}")
+            raise ConfigError(f"--style-strength (alpha) must be between 0 and 1; got {self.alpha}")
         _check_shares(self.style_weights, "--style-weights")
         for level in self.levels:
             if level not in LEVELS:

@@ -457,6 +457,9 @@ def check_output_file(
     """The output policy for one file: its suffix is one of ``suffixes``, it is not an input, not a
     folder, exists only with ``overwrite``, and its folder exists (a missing one is never created)."""
     out = Path(out)
+    if out.is_dir():  # before the suffix: a folder's name usually has none
+        example = ".png" if ".png" in suffixes else sorted(suffixes)[0]
+        raise StylistError(f"{out}: is a directory; give a file name such as result{example}")
     if out.suffix.lower() not in suffixes:
         raise StylistError(
             f"{out}: '{out.suffix}' is not a{'n' if what[0] in 'aeiou' else ''} {what} format Stylist writes; "
@@ -465,8 +468,6 @@ def check_output_file(
     for src in inputs:
         if same_file(out, src):
             raise StylistError(f"{out}: the output would replace an input; choose another output path")
-    if out.is_dir():
-        raise StylistError(f"{out}: is a directory; give a file name such as result{suffixes[0]}")
     if out.exists() and not overwrite:
         raise StylistError(f"{out}: already exists; pass --overwrite to replace it or choose another name")
     if not out.parent.exists():
