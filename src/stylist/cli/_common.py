@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ..color import COLOR_ALIASES, COLOR_CHOICES
 from ..errors import StylistError, StylistWarning, first_line  # noqa: F401  (re-exported for the commands)
-from ..image import WRITE_FORMATS, write_atomic
+from ..image import WRITE_FORMATS, write_atomic_bytes
 from ..plots import history_csv, history_plot
 
 # --- exit codes ---------------------------------------------------------------------------------------------
@@ -496,15 +496,6 @@ def check_output_folder(out: str | os.PathLike) -> Path:
 # --- the command line's own files ---------------------------------------------------------------------------
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically: a failed write is one line (ImageError), with no partial file."""
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_bytes(data)
-
-    write_atomic(path, write)
-
-
 def state_note(save: Callable[[], None], checkpoint: Path, carry_on: str) -> str:
     """The end of the error line for a trained model that could not be written: where the training
     survives (issue 19: a failed write must not lose the run). ``save`` writes the final state."""
@@ -519,8 +510,9 @@ def state_note(save: Callable[[], None], checkpoint: Path, carry_on: str) -> str
 
 def write_history(rows: list[dict], path: Path, **plot: typing.Any) -> None:
     """The loss history as CSV, and its plot as PNG beside it (same name, .png); see plots.history_plot."""
-    write_file(path, history_csv(rows))
-    write_file(path.with_suffix(".png"), history_plot(rows, **plot))
+    # image.write_atomic_bytes: a failed write is one WriteError line, with no partial file.
+    write_atomic_bytes(path, history_csv(rows))
+    write_atomic_bytes(path.with_suffix(".png"), history_plot(rows, **plot))
 
 
 # --- signals and progress -----------------------------------------------------------------------------------

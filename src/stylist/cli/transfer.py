@@ -26,6 +26,7 @@ from ..image import (
     read_picture,
     resize,
     save_image,
+    write_atomic_bytes,
 )
 from ..losses import NORMALIZATIONS, TV_KINDS
 from ..manifest import (
@@ -73,7 +74,6 @@ from ._common import (
     one_of,
     same_file,
     whole_number,
-    write_file,
     write_history,
 )
 
@@ -503,7 +503,7 @@ def _finish(result: TransferResult, job: Job, args: argparse.Namespace, film: Fi
     params = embed_params(output_format(job.out, job.depth), manifest)
     save_image(result.image, job.out, overwrite=args.overwrite, depth=job.depth, alpha=result.alpha, **params)
     if job.sidecar is not None:
-        write_file(job.sidecar, (to_json(manifest, indent=2) + "\n").encode())
+        write_atomic_bytes(job.sidecar, (to_json(manifest, indent=2) + "\n").encode())
     if job.history is not None and result.history:
         write_history(result.history, job.history)
     if film is not None:
