@@ -21,9 +21,19 @@ OUT = ROOT / "docs" / "images" / "gallery"
 PHOTO = EX / "content" / "kodak_lighthouse_coast.jpg"
 STARRY, WAVE, SCREAM = (EX / "style" / f"{n}.jpg" for n in ("starry_night", "great_wave", "the_scream"))
 MASKS = [EX / "masks" / "sky.png", EX / "masks" / "land_and_sea.png"]
+# Figurative paintings and portraits, none of them in the quality benchmark's sample: the photos are
+# Kodak's and scikit-image's (content/, unrestricted / CC0), the paintings public domain (paintings/).
+DATA = ROOT.parent / "shared" / "data"
+GIRL, CAPS = DATA / "content" / "kodak_girl_red_hat.jpg", DATA / "content" / "kodak_caps.jpg"
+CAT, ASTRONAUT = EX / "content" / "cat_chelsea.jpg", EX / "content" / "astronaut_eileen_collins.jpg"
+DEGAS = DATA / "paintings" / "edgar-degas__baletnyi-klass.jpg"
+VERMEER = DATA / "paintings" / "johannes-vermeer__molochnitsa.jpg"
+RENOIR = DATA / "paintings" / "pierre-auguste-renoir__bal-du-moulin-de-la-galette.jpg"
+# The defaults before issue 15 (relu5_1 among the style layers), for the before/after rows.
+BEFORE = {"style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
 
-# name -> (styles, keyword options of stylist.transfer). Default settings at 512 px unless said.
-RUNS: dict[str, tuple[list[Path], dict]] = {
+# name -> (styles, keyword options of stylist.transfer[, photo]). Default settings at 512 px unless said.
+RUNS: dict[str, tuple] = {
     "starry_night": ([STARRY], {}),
     "great_wave": ([WAVE], {}),
     "the_scream": ([SCREAM], {}),
@@ -36,14 +46,24 @@ RUNS: dict[str, tuple[list[Path], dict]] = {
     "preset_lab-adam": ([STARRY], {"preset": "lab-adam", "size": 256}),
     "preset_lbfgs-short": ([STARRY], {"preset": "lbfgs-short", "size": 256}),
     "preset_vanilla-tv": ([STARRY], {"preset": "vanilla-tv", "size": 256}),
+    # Figurative pairs, today's defaults and the ones before issue 15.
+    "fig_degas": ([DEGAS], {}, GIRL),
+    "fig_degas_before": ([DEGAS], BEFORE, GIRL),
+    "fig_vermeer": ([VERMEER], {}, ASTRONAUT),
+    "fig_vermeer_before": ([VERMEER], BEFORE, ASTRONAUT),
+    "fig_renoir": ([RENOIR], {}, CAPS),
+    "fig_renoir_before": ([RENOIR], BEFORE, CAPS),
+    "fig_cat_wave": ([WAVE], {}, CAT),
+    "fig_cat_wave_before": ([WAVE], BEFORE, CAT),
 }
 
 
 def render(name: str) -> None:
-    styles, options = RUNS[name]
+    styles, options, *photo = RUNS[name]
     start = time.perf_counter()
     # 512 px unless said: the CPU default where bf16 is fast (fp32-only CPUs default to 384 px).
-    image = stylist.transfer(PHOTO, styles if len(styles) > 1 else styles[0], **{"size": 512, **options})
+    style = styles if len(styles) > 1 else styles[0]
+    image = stylist.transfer(photo[0] if photo else PHOTO, style, **{"size": 512, **options})
     seconds = time.perf_counter() - start
     image.save(OUT / f"{name}.jpg", quality=90)
     shown = {k: (v if k != "masks" else [p.name for p in v]) for k, v in options.items()}

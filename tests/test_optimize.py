@@ -237,10 +237,18 @@ def test_blow_up_guard_returns_to_the_lowest_point(content64, style64):
 
 
 def test_scales_and_sizes_too_small_for_the_deepest_layer():
-    """relu5_1 follows four poolings: no scale may be under 16 px on its short side."""
-    cfg = TransferConfig(min_level_size=16)
+    """relu5_1 follows four poolings: no scale may be under 16 px on its short side (8 px for the
+    defaults, whose deepest layers are relu4_1 and relu4_2)."""
+    assert opt.min_side(TransferConfig()) == 8
+    cfg = TransferConfig(min_level_size=16, style_layers=("relu1_1", "relu5_1"))
     assert opt.min_side(cfg) == 16
     assert opt.min_side(TransferConfig(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"))) == 2
     assert all(min(hw) >= 16 for hw, _ in plan_levels((43, 64), cfg))
     with pytest.raises(ConfigError, match="too small for the layers"):
-        stylize(torch.rand(1, 3, 20, 30), torch.rand(1, 3, 20, 20), TransferConfig(size=16, iterations=1))
+        stylize(
+            torch.rand(1, 3, 20, 30),
+            torch.rand(1, 3, 20, 20),
+            TransferConfig(size=16, iterations=1, style_layers=cfg.style_layers),
+        )
+    with pytest.raises(ConfigError, match="too small for the layers"):
+        stylize(torch.rand(1, 3, 10, 30), torch.rand(1, 3, 20, 20), TransferConfig(size=16, iterations=1))
