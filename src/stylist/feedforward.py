@@ -62,9 +62,9 @@ from .training import (  # noqa: F401  (TrainProgress, Interrupted: the names ca
     TrainProgress,
     TrainResult,
     check_checkpoint,
-    find_images,
     fit,
     gather_floats,
+    gather_images,
     parameter_checksum,
     plain_config,
     process_device,
@@ -173,8 +173,8 @@ class FeedForwardConfig:
 
     # The painting whose style the network learns.
     style: str = ""
-    # Folder of training photographs (searched recursively; unreadable files are skipped).
-    data: str = ""
+    # Folders of training photographs (searched recursively; unreadable files are skipped).
+    data: tuple[str, ...] = ()
     # Optimiser steps in all; None = --epochs passes over the data.
     steps: int | None = None
     # Passes over the data when --steps is not given.
@@ -218,6 +218,11 @@ class FeedForwardConfig:
     # Stop after this many seconds of training, whatever --steps says (the model is written
     # with the steps it reached); None = no limit.
     time_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        # One folder may be given as a string (the API before several folders, and older checkpoints).
+        self.data = (self.data,) if isinstance(self.data, str) else tuple(self.data or ())
+        self.data = tuple(d for d in self.data if d)
 
     def validate(self) -> None:
         if not self.style:
@@ -349,7 +354,7 @@ def _first_photos(dataset: CropDataset, count: int) -> torch.Tensor:
 
 
 def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume: dict | None = None) -> TrainResult:
-    """Train a network for ``cfg.style`` on ``cfg.data`` with :func:`stylist.training.fit`.
+    """Train a network for ``cfg.style`` on the photos under the folders ``cfg.data`` with :func:`stylist.training.fit`.
 
     ``callback`` after every step (True stops). Under torchrun each process trains on its own share
     of every epoch and DDP averages the gradients, so all processes hold the same network.
@@ -366,7 +371,7 @@ def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume:
     dtype = train_dtype(cfg.precision, device)
     seed_everything(cfg.seed)
     painting = style_target(cfg)  # read first: a bad painting is reported before the data is scanned
-    files, unreadable = find_images(cfg.data)
+    files, unreadable = gather_images(cfg.data, "--content")
     dataset = CropDataset(files, cfg.image_size, cfg.seed)
     data = Batches(dataset, cfg.batch_size, cfg.seed, cfg.workers)
     total = cfg.steps or steps_for(cfg.epochs, len(files), cfg.batch_size, world)
