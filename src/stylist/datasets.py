@@ -131,7 +131,7 @@ def excluded_names(entries: Iterable[str]) -> set[str]:
     names: set[str] = set()
     for entry in entries:
         if entry.lower().endswith(".csv"):
-            names.update(Path(row["file"]).name for row in read_table(entry, "exclusion") if row["file"])
+            names.update(Path(row["file"]).name for row in read_table(entry, "--exclude-styles") if row["file"])
         else:
             names.add(Path(entry).name)
     return names
@@ -154,7 +154,7 @@ def sampling_weights(files: Sequence[Path], table: str | os.PathLike, what: str 
     ``weight`` wins when both columns are there. ConfigError (one line) for a missing or malformed
     CSV, a weight that is not a number >= 0, a CSV that names none of ``files``, or all weights 0.
     """
-    rows = read_table(table, what.lstrip("-").replace("-", " "))
+    rows = read_table(table, what)
     columns = set(rows[0])
     mode = next((c for c in SAMPLE_COLUMNS if c in columns), None)
     if mode is None:
