@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -44,6 +45,14 @@ TRAINED_ARTISTS = {
 }
 MINIMUM = 60
 MOST_PER_ARTIST = 3
+
+
+def default_data() -> Path:
+    """$STYLIST_DATA, or shared/data beside or inside the checkout, or /work/shared/data (as benchmarks/quality.py)."""
+    if os.environ.get("STYLIST_DATA"):
+        return Path(os.environ["STYLIST_DATA"])
+    candidates = (ROOT.parent / "shared" / "data", ROOT / "shared" / "data", Path("/work/shared/data"))
+    return next((d for d in candidates if (d / "paintings.csv").is_file()), candidates[0])
 
 
 def choose(paintings_csv: Path, labels_csv: Path = LABELS) -> list[dict[str, str]]:
@@ -77,7 +86,7 @@ def choose(paintings_csv: Path, labels_csv: Path = LABELS) -> list[dict[str, str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
+    parser.add_argument("--data", type=Path, default=default_data(), help="the shared data folder")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     rows = choose(args.data / "paintings.csv")
