@@ -7,6 +7,8 @@ bit-exact resume over real crops) is tested in test_feedforward.py and test_arbi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -25,6 +27,9 @@ from stylist.training import (
     fit,
     resume_options,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+STYLE = ROOT / "examples" / "style" / "starry_night.jpg"
 
 
 def tiny_net() -> nn.Module:
@@ -143,3 +148,42 @@ def test_resume_rules_are_the_cores_for_every_method() -> None:
         decoder_resume_config(dec, {"lr": 1.0})
     with pytest.raises(ConfigError, match="not a checkpoint of stylist train-decoder"):
         decoder_resume_config(ff, {})
+
+
+# --- what the methods take: several folders, a model to start from -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from stylist.image import load_tensor, resize_long_side, to_pil
+
+    root = tmp_path_factory.mktemp("ff")
+    folders = [root / "a", root / "b"]
+    for i, photo in enumerate(sorted((ROOT / "examples/content").glob("*.jpg")) * 2):
+        folders[i % 2].mkdir(exist_ok=True)
+        to_pil(resize_long_side(load_tensor(photo), 48)).save(folders[i % 2] / f"p{i}.jpg")
+    return folders
+
+
+def test_feedforward_training_takes_several_folders_and_starts_from_a_model(two_folders, tmp_path) -> None:
+    from stylist.feedforward import save_model, train
+
+    tiny = dict(steps=2, batch_size=2, image_size=32, width=8, workers=0, lr=5e-3, device="cpu", precision="fp32")
+    first = train(FeedForwardConfig(style=str(STYLE), data=tuple(map(str, two_folders)), **tiny))
+    assert first.metadata["images"] == "6"  # three photos in each folder
+    save_model(first, tmp_path / "first.safetensors")
+    seen: list[dict] = []
+
+    def at_start(p) -> bool:
+        seen.append({k: v.clone() for k, v in p.checkpoint()["model"].items()} if p.step == 1 else {})
+        return True  # stop after the first step
+
+    # The first step starts from the given model: after one step the weights are near it, not near random ones.
+    cfg = FeedForwardConfig(style=str(STYLE), data=str(two_folders[0]), init=str(tmp_path / "first.safetensors"))
+    cfg = FeedForwardConfig(**{**vars(cfg), **tiny, "lr": 1e-6})
+    assert cfg.data == (str(two_folders[0]),)  # one folder as a string still works
+    train(cfg, at_start)
+    start = first.model.state_dict()
+    assert all(torch.allclose(seen[0][k], start[k], atol=1e-4) for k in start)
+    with pytest.raises(ConfigError, match="--init has norm instance and width 8, this run instance and 16"):
+        train(FeedForwardConfig(**{**vars(cfg), "width": 16}))

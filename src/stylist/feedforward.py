@@ -218,6 +218,9 @@ class FeedForwardConfig:
     # Stop after this many seconds of training, whatever --steps says (the model is written
     # with the steps it reached); None = no limit.
     time_limit: float | None = None
+    # Start from the weights of this model (a built-in style name or a model file) instead of random
+    # ones: fine-tuning, e.g. a built-in style on more photos. Its norm and width must be these.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         # One folder may be given as a string (the API before several folders, and older checkpoints).
@@ -378,6 +381,8 @@ def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume:
 
     # torch's stubs of Module.to omit memory_format (hence the ignore)
     net = TransformerNet(cfg.norm, cfg.width).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if cfg.init is not None and resume is None:  # a resumed run has its own weights
+        _load_init(net, cfg)
     saved_norms = resume["extra"]["feature_norms"] if resume is not None else None
     losses = _build_losses(cfg, device, painting, _first_photos(dataset, 16), saved_norms)
 
@@ -410,6 +415,19 @@ def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume:
     result.metadata = _metadata(cfg, result, losses.loss.feature_norms, world, checksums, len(files))
     result.model = net.float().cpu().eval()
     return result
+
+
+def _load_init(net: TransformerNet, cfg: FeedForwardConfig) -> None:
+    """``net``'s weights from the model ``cfg.init``; ConfigError (one line) when its shape differs."""
+    model = load_model(cast(str, cfg.init), device="cpu", precision="fp32")
+    if (model.metadata.get("norm"), model.metadata.get("width")) != (cfg.norm, str(cfg.width)):
+        raise ConfigError(
+            f"{cfg.init}: --init has norm {model.metadata.get('norm')} and width {model.metadata.get('width')}, "
+            f"this run {cfg.norm} and {cfg.width}; give the same --norm and --width"
+        )
+    with torch.no_grad():
+        for mine, theirs in zip(net.state_dict().values(), model.net.state_dict().values()):
+            mine.copy_(theirs)
 
 
 # Options a resumed run may change: none alters the state it carries on from.
