@@ -135,7 +135,7 @@ def test_draws_depend_on_seed_and_epoch_only(paintings) -> None:
 def test_excluded_names_take_names_and_csv_lists(paintings, tmp_path) -> None:
     held = tmp_path / "held.csv"
     held.write_text("file,artist\npaintings/a2.png,A\nb1.png,B\n")
-    assert excluded_names(["a1.png", str(held)]) == {"a1.png", "a2.png", "b1.png"}
+    assert excluded_names(["a1.png", str(held)]) == {"a1", "a2", "b1"}  # a1.webp is a1.png re-encoded
 
 
 @pytest.mark.parametrize(
@@ -258,3 +258,13 @@ def test_train_decoder_cli_takes_several_folders_and_refuses_a_bad_csv(data, tmp
     assert out.exists()
     assert main([*base[:3], "--method", "wct", "-o", str(tmp_path / "w.safetensors"), "--style-csv", str(bad)]) == 2
     assert "only --method adain" in capsys.readouterr().err
+
+
+def test_an_exclusion_list_leaves_its_paintings_out_whatever_their_format(data, tmp_path) -> None:
+    d = data["root"]
+    every = tmp_path / "held.csv"  # the paintings as .png: the training copies are .jpg
+    names = [p.stem + ".png" for p in (d / "paint1").iterdir()] + [p.stem + ".png" for p in (d / "paint2").iterdir()]
+    every.write_text("file,artist\n" + "".join(f"{n},x\n" for n in names))
+    cfg = adain_cfg(d, 1)
+    with pytest.raises(ConfigError, match="every painting is excluded by --exclude-styles"):
+        train_decoder(DecoderTrainConfig(**{**vars(cfg), "exclude_styles": (str(every),)}))

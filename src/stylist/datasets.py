@@ -126,14 +126,18 @@ def read_table(path: str | os.PathLike, what: str, needs: Sequence[str] = ("file
 
 
 def excluded_names(entries: Iterable[str]) -> set[str]:
-    """The file names to leave out of training: each entry is a file name, or a ``.csv`` file whose
-    ``file`` column lists them (paths in it count by their last part, the file name)."""
+    """The names (file names without their suffix) of the images to leave out of training.
+
+    Each entry is a file name, or a ``.csv`` file whose ``file`` column lists them (paths count by
+    their last part). The suffix is dropped because a painting re-encoded in another format (the
+    GPU archive's WebP copies of JPEG files) is still the same painting: compare with ``path.stem``.
+    """
     names: set[str] = set()
     for entry in entries:
         if entry.lower().endswith(".csv"):
-            names.update(Path(row["file"]).name for row in read_table(entry, "--exclude-styles") if row["file"])
+            names.update(Path(row["file"]).stem for row in read_table(entry, "--exclude-styles") if row["file"])
         else:
-            names.add(Path(entry).name)
+            names.add(Path(entry).stem)
     return names
 
 

@@ -305,7 +305,7 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
     if cfg.method == "adain":
         paintings, more = gather_images(cfg.style, "--style")  # validate(): adain has a style folder
         excluded = excluded_names(cfg.exclude_styles)
-        paintings = [p for p in paintings if p.name not in excluded]
+        paintings = [p for p in paintings if p.stem not in excluded]
         if not paintings:
             raise ConfigError(f"{' '.join(cfg.style)}: every painting is excluded by --exclude-styles")
         skipped += more
