@@ -74,13 +74,13 @@ def training_data(meta: dict[str, str], cfg: dict) -> str:
     folders = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
     shared = any(Path(f).name == "photos" for f in folders)
     text = (
-        f"{meta['images']} photographs: the 500 colour photographs of the Berkeley Segmentation Data Set "
+        f"{meta['images']} photographs from the 500 colour photographs of the Berkeley Segmentation Data Set "
         "(BSDS500; Arbelaez, Maire, Fowlkes and Malik, TPAMI 2011), 384x288 px"
     )
     if shared:
         text += (
-            " and photographs of Stylist's shared training set (`photos/`, see its TRAINING_SOURCES.md; used for "
-            "training only, not redistributed), all at 256 px on the short side"
+            " and from Stylist's shared training photographs (`photos/`, see its TRAINING_SOURCES.md; for "
+            "training only, not redistributed), all carried at 256 px on the short side"
         )
     return text
 

@@ -25,6 +25,8 @@ PARTS=${PARTS:-.data}
 WORK=${WORK:-/tmp/stylist-retrain}
 ADAIN_IDENTITY=${ADAIN_IDENTITY:-1 5}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 STYLIST_CACHE=$WORK/cache
+# Nine processes (and their loaders) share 16 cores: one thread each, the GPU does the work.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 T0=$(date +%s)
 say() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$OUT/retrain.log"; }
 mkdir -p "$OUT"
@@ -92,9 +94,9 @@ say "training done: $(tr '\n' ' ' < "$R/logs/status.txt")"
 
 # --- 3. cards, samples, the first look ---------------------------------------------------------------------
 for f in "$R"/built-in/*_losses.png; do cp "$f" "$R/cards/images/"; done
+for f in examples/style/*.jpg; do [ -f "$D/styles/$(basename "$f")" ] || cp "$f" "$D/styles/"; done
 python3 docs/models/make_cards.py --models "$R/built-in" --paintings "$D/styles" --out "$R/cards" --hardware "$HW" \
   > "$R/logs/cards.log" 2>&1 || say "make_cards failed (see logs/cards.log)"
-for f in examples/style/*.jpg; do [ -f "$D/styles/$(basename "$f")" ] || cp "$f" "$D/styles/"; done
 python3 docs/models/retrain_report.py "$R/decoders" --size "$SIZE" --styles "$D/styles/water_lilies.jpg" \
   > "$R/summary.md" 2> "$R/logs/report.log" || say "retrain_report failed (see logs/report.log)"
 {
