@@ -146,24 +146,28 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _split(entries: list[tuple[str, bytes]], part_bytes: int) -> list[list[tuple[str, bytes]]]:
-    parts: list[list[tuple[str, bytes]]] = [[]]
-    size = 0
-    for name, data in entries:
-        cost = len(data) + 1024  # a tar header and padding
-        if size + cost > part_bytes and parts[-1]:
-            parts.append([])
-            size = 0
-        parts[-1].append((name, data))
-        size += cost
-    return parts
+def _fill(head: list[tuple[str, bytes]], images: list[tuple[str, bytes]], parts: int, part_bytes: int) -> list[list]:
+    """``head`` then as many of ``images`` (in order) as ``parts`` parts of ``part_bytes`` hold; the first
+    part keeps room for the manifest. A tar entry costs its data plus a header and padding (about 1 KiB)."""
+    filled: list[list[tuple[str, bytes]]] = [[]]
+    room = part_bytes - 16 * 1024  # the manifest and the tar's end blocks
+    for name, data in [*head, *images]:
+        cost = len(data) + 1024
+        if cost > room:
+            if len(filled) == parts:
+                break  # the budget is spent: the remaining photos stay out
+            filled.append([])
+            room = part_bytes - 8 * 1024
+        filled[-1].append((name, data))
+        room -= cost
+    return filled
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=default_data(), help="the shared data folder")
     p.add_argument("--out-dir", type=Path, default=ROOT / ".data", help="where the parts go (default .data/)")
-    p.add_argument("--parts", type=int, default=4, help="parts to fill at most (default 4)")
+    p.add_argument("--parts", type=int, default=3, help="parts to fill at most, one device call each (default 3)")
     p.add_argument("--part-mb", type=float, help="MB a part may hold [default: 64 MiB less this checkout, less 1 MiB]")
     p.add_argument("--short", type=int, default=256, help="short side of every photo and painting, px (default 256)")
     p.add_argument("--photo-quality", type=int, default=65, help="WebP quality of the photos (default 65)")
@@ -200,14 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(f"{k}/{f.stem}.webp", (f, short, quality[k])) for k, f in sources]
     with ProcessPoolExecutor(args.workers) as pool:
         images = list(zip([n for n, _ in jobs], pool.map(encode, [j for _, j in jobs], chunksize=16)))
-    entries, budget = list(head), args.parts * part_bytes - 8 * 1024  # room for the manifest
-    used = sum(len(d) + 1024 for _, d in entries)
-    for name, data in images:
-        if used + len(data) + 1024 > budget:
-            break
-        entries.append((name, data))
-        used += len(data) + 1024
-    parts = _split(entries, part_bytes - 8 * 1024)
+    parts = _fill(head, images, args.parts, part_bytes)
+    entries = [e for part in parts for e in part]
     count = {k: sum(n.startswith(k + "/") for n, _ in entries) for k in ("paintings", "photos", "train")}
     manifest = [
         f"parts: {len(parts)} (stylist-train-part1.tar ... part{len(parts)}.tar), each <= {part_bytes / 1e6:.1f} MB",
