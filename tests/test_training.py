@@ -187,3 +187,27 @@ def test_feedforward_training_takes_several_folders_and_starts_from_a_model(two_
     assert all(torch.allclose(seen[0][k], start[k], atol=1e-4) for k in start)
     with pytest.raises(ConfigError, match="--init has norm instance and width 8, this run instance and 16"):
         train(FeedForwardConfig(**{**vars(cfg), "width": 16}))
+
+
+# --- what training delivers: the shipped AdaIN decoder at --alpha 0 -------------------------------------------
+
+# PSNR of the bundled lighthouse photo (in no training set) stylised at alpha 0 through the public path
+# at 256 px, against the photo. The shipped decoder (trained on stylised targets only) scores 14.9 dB,
+# below a flat image of the photo's mean colour (15.6 dB): the floor matches it, so that a worse decoder
+# fails; issue 16 asks 20 dB of a retrained one (docs/models/retrain_gpu.sh), and the floor rises with it.
+ALPHA_ZERO_FLOOR_DB = 14.5
+
+
+def test_shipped_adain_decoder_at_alpha_zero_reconstructs_the_photo_to_its_floor() -> None:
+    from stylist.arbitrary import ArbitraryConfig, stylize_arbitrary
+    from stylist.image import load_tensor, resize_long_side
+
+    photo_path = ROOT / "examples" / "content" / "kodak_lighthouse_coast.jpg"
+    cfg = ArbitraryConfig(alpha=0.0, size=256, device="cpu", precision="fp32")
+    out = stylize_arbitrary(photo_path, STYLE, cfg)
+    photo = resize_long_side(load_tensor(photo_path), 256)
+    psnr = float(10 * torch.log10(1.0 / (out - photo).pow(2).mean()))
+    assert psnr > ALPHA_ZERO_FLOOR_DB, f"alpha 0: {psnr:.2f} dB against the photo, floor {ALPHA_ZERO_FLOOR_DB} dB"
+    # At alpha 0 the painting plays no part: another painting gives the same pixels.
+    other = stylize_arbitrary(photo_path, ROOT / "examples" / "style" / "the_scream.jpg", cfg)
+    assert torch.allclose(out, other, atol=1e-6)

@@ -35,6 +35,9 @@ R=$WORK/results
 mkdir -p "$R/decoders" "$R/built-in" "$R/logs" "$R/cards/images"
 
 # --- 1. the data and the loss network -------------------------------------------------------------------
+python3 -c "import stylist.cli, stylist.train_decoders, stylist.feedforward, safetensors, matplotlib, tqdm
+from PIL import features; assert features.check('webp'), 'Pillow without WebP'" >> "$OUT/retrain.log" 2>&1 ||
+  { say "Stylist or a package it needs does not import here (see retrain.log); carry it as wheels"; exit 2; }
 found=$(ls "$PARTS"/stylist-train-part*.tar 2>/dev/null | wc -l)
 for part in "$PARTS"/stylist-train-part*.tar; do
   [ -f "$part" ] && { tar -xf "$part" -C "$WORK" || { say "cannot unpack $part"; exit 2; }; }

@@ -54,7 +54,9 @@ METHOD_CHOICES = ("adain", "wct")
 ARBITRARY_FLAGS = {"alpha": "--style-strength"}
 ARBITRARY_ALIASES = {"alpha": ["--alpha"]}
 ARBITRARY_HELPS = {
-    "alpha": "style strength: 0 gives back the photo (through the decoder), 1 the full style [default: 1.0]",
+    "alpha": "style strength: 0 is the photo as the decoder rebuilds it from its own features (not the photo "
+    "itself: the shipped AdaIN decoder recolours and softens it, about 15 dB PSNR; see docs/models/adain.md), "
+    "1 the full style [default: 1.0]",
     "size": "long side of the result, px [default: the photo's own size]",
     "level_alphas": "WCT only: strength of each level relu5_1 relu4_1 relu3_1 relu2_1 relu1_1 (coarse to fine), "
     "multiplied by --style-strength [default: 1 at every level]",
