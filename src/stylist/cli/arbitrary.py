@@ -359,7 +359,7 @@ class _TrainWriter:
             if self.main:
                 terms = " ".join(f"{k} {v:.3g}" for k, v in (p.losses or {}).items())
                 bad = f" bad files {p.bad_files}" if p.bad_files else ""
-                line = f"{terms} {rate_note(p)}{bad}" if terms else ""  # off logging steps: the last line stays
+                line = f"{terms}, {rate_note(p)}{bad}" if terms else ""  # off logging steps: the last line stays
                 self.bar.update(p.step, p.total, f"train {self.cfg.method}", line)
                 if self.every["checkpoint_every"] and p.step % self.every["checkpoint_every"] == 0:
                     self._save_checkpoint(p.checkpoint())

@@ -119,7 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         aliases=TRAIN_ALIASES,
         helps=TRAIN_HELPS,
         required=("style", "data"),
-        metavars={"data": "FOLDER"},
+        metavars={"data": "FOLDER", "init": "MODEL"},
     )
     t.set_defaults(run=cmd_train)
 
@@ -236,8 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             p.step,
             p.total,
             f"epoch {p.epoch + 1}",
-            f"content {terms['content']:.3g} style {terms['style']:.3g} tv {terms['tv']:.3g} "
-            f"{rate_note(p)} skipped {p.skipped}",
+            f"content {terms['content']:.3g} style {terms['style']:.3g} tv {terms['tv']:.3g}, "
+            f"{rate_note(p)}, skipped {p.skipped}",
         )
         if is_main() and every["checkpoint_every"] and p.step % every["checkpoint_every"] == 0:
             save_state(p.checkpoint())
