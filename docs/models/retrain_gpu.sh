@@ -24,7 +24,7 @@ SMOKE=0
 OUT=${OUT:?give OUT, the folder the results go to}
 PARTS=${PARTS:-.data}
 WORK=${WORK:-/tmp/stylist-retrain}
-ADAIN_IDENTITY=${ADAIN_IDENTITY:-1 5}
+ADAIN_IDENTITY=${ADAIN_IDENTITY:-2 8}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 STYLIST_CACHE=$WORK/cache
 # Nine processes (and their loaders) share 16 cores: one thread each, the GPU does the work.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
