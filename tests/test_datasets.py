@@ -268,3 +268,18 @@ def test_an_exclusion_list_leaves_its_paintings_out_whatever_their_format(data, 
     cfg = adain_cfg(d, 1)
     with pytest.raises(ConfigError, match="every painting is excluded by --exclude-styles"):
         train_decoder(DecoderTrainConfig(**{**vars(cfg), "exclude_styles": (str(every),)}))
+
+
+@pytest.mark.parametrize("command", ["train", "train-decoder"])
+def test_a_missing_folder_among_several_is_the_one_line_error(data, tmp_path, capsys, command) -> None:
+    from stylist.cli import main
+
+    d = data["root"]
+    out = tmp_path / "m.safetensors"
+    folders = [str(d / "photos1"), str(tmp_path / "nowhere")]
+    argv = [command, "--content", *folders, "-o", str(out), "--device", "cpu", "--steps", "1", "--workers", "0"]
+    argv += ["--style", str(PAINTINGS[0])] if command == "train" else ["--method", "wct"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

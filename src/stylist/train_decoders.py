@@ -294,14 +294,10 @@ def _patches(features: torch.Tensor) -> torch.Tensor:
 
 def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, Batch]]], int]:
     """(batches(step): photo crops, and painting crops for AdaIN, from step ``step`` on; files skipped)."""
+    # Every folder and CSV is read before any loader is made: a bad one is then the only line printed.
     photos, skipped = gather_images(cfg.content, "--content")
-    per_step = cfg.batch_size * rank_and_world()[1]
-    # Loader processes start afresh every epoch (a pause of a second or so): a small folder is
-    # listed several times over so that an epoch lasts at least EPOCH_STEPS steps.
-    content = _batches(
-        photos, cfg.image_size, cfg.content_zoom, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos))
-    )
-    style = None
+    paintings: list[Path] = []
+    weights = None
     if cfg.method == "adain":
         paintings, more = gather_images(cfg.style, "--style")  # validate(): adain has a style folder
         excluded = excluded_names(cfg.exclude_styles)
@@ -310,6 +306,14 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
             raise ConfigError(f"{' '.join(cfg.style)}: every painting is excluded by --exclude-styles")
         skipped += more
         weights = sampling_weights(paintings, cfg.style_csv) if cfg.style_csv else None
+    per_step = cfg.batch_size * rank_and_world()[1]
+    # Loader processes start afresh every epoch (a pause of a second or so): a small folder is
+    # listed several times over so that an epoch lasts at least EPOCH_STEPS steps.
+    content = _batches(
+        photos, cfg.image_size, cfg.content_zoom, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos))
+    )
+    style = None
+    if paintings:
         # Few paintings: repeat the list so that an epoch of paintings is as long as one of photos
         # (each repeat gets its own crops), rather than one short epoch per step.
         repeat = math.ceil(max(len(content.dataset), per_step) / len(paintings))
