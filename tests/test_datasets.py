@@ -283,3 +283,28 @@ def test_a_missing_folder_among_several_is_the_one_line_error(data, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nowhere" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_held_out_paintings_share_no_artist_with_training() -> None:
+    """benchmarks/heldout_paintings.csv is what docs/models/heldout_paintings.py chooses from the shared
+    data: 50 or more paintings, a third or more of each label, and every painting of each chosen artist."""
+    import csv
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "models"))
+    import heldout_paintings
+
+    data = heldout_paintings.default_data()
+    if not (data / "paintings.csv").is_file():
+        pytest.skip(f"the shared data is not at {data}")
+    with open(ROOT / "benchmarks" / "heldout_paintings.csv", newline="", encoding="utf-8") as f:
+        committed = list(csv.DictReader(f))
+    chosen = heldout_paintings.choose(data / "paintings.csv")
+    assert sorted(committed, key=lambda r: r["file"]) == sorted(chosen, key=lambda r: r["file"])
+    figurative = sum(r["label"] == "figurative" for r in committed)
+    assert len(committed) >= 50 and 3 * min(figurative, len(committed) - figurative) >= len(committed)
+    held_artists = {r["artist"] for r in committed}
+    with open(data / "paintings.csv", newline="", encoding="utf-8") as f:
+        training = [r for r in csv.DictReader(f) if Path(r["file"]).name not in {c["file"] for c in committed}]
+    assert not held_artists & {r["artist"] for r in training}
+    assert not held_artists & heldout_paintings.TRAINED_ARTISTS
