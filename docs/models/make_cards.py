@@ -73,15 +73,14 @@ def training_data(meta: dict[str, str], cfg: dict) -> str:
     """Where the photos came from, from the recorded --content folders."""
     folders = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
     shared = any(Path(f).name == "photos" for f in folders)
+    bsds = "the 500 colour photographs of the Berkeley Segmentation Data Set (BSDS500; Arbelaez, Maire, Fowlkes and "
+    bsds += "Malik, TPAMI 2011), 384x288 px"
+    if not shared:
+        return bsds[0].upper() + bsds[1:]
     text = (
-        f"{meta['images']} photographs from the 500 colour photographs of the Berkeley Segmentation Data Set "
-        "(BSDS500; Arbelaez, Maire, Fowlkes and Malik, TPAMI 2011), 384x288 px"
+        f"{meta['images']} photographs from {bsds}, and from Stylist's shared training photographs (`photos/`, see "
+        "its TRAINING_SOURCES.md; for training only, not redistributed), all carried at 256 px on the short side"
     )
-    if shared:
-        text += (
-            " and from Stylist's shared training photographs (`photos/`, see its TRAINING_SOURCES.md; for "
-            "training only, not redistributed), all carried at 256 px on the short side"
-        )
     return text
 
 
