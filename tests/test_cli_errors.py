@@ -346,8 +346,8 @@ def test_float_options_refuse_nan_and_inf_when_read(argv, flag, capsys, tmp_path
             "mean-covariance",
         ),
         (["apply", "m", "c", "-o", "o.png", "--preserve-color", "histogram"], "preserve_color", "mean-covariance"),
-        (["train", "--style", "s", "--data", "d", "-o", "m.safetensors"], "data", "d"),
-        (["train", "--style", "s", "--content", "d", "-o", "m.safetensors"], "data", "d"),
+        (["train", "--style", "s", "--data", "d", "-o", "m.safetensors"], "data", ["d"]),
+        (["train", "--style", "s", "--content", "d", "e", "-o", "m.safetensors"], "data", ["d", "e"]),
         (
             ["train-decoder", "--content", "d", "-o", "d.safetensors", "--style-scale", "1", "2"],
             "style_zoom",

@@ -7,6 +7,8 @@ bit-exact resume over real crops) is tested in test_feedforward.py and test_arbi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -25,6 +27,9 @@ from stylist.training import (
     fit,
     resume_options,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+STYLE = ROOT / "examples" / "style" / "starry_night.jpg"
 
 
 def tiny_net() -> nn.Module:
@@ -143,3 +148,66 @@ def test_resume_rules_are_the_cores_for_every_method() -> None:
         decoder_resume_config(dec, {"lr": 1.0})
     with pytest.raises(ConfigError, match="not a checkpoint of stylist train-decoder"):
         decoder_resume_config(ff, {})
+
+
+# --- what the methods take: several folders, a model to start from -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from stylist.image import load_tensor, resize_long_side, to_pil
+
+    root = tmp_path_factory.mktemp("ff")
+    folders = [root / "a", root / "b"]
+    for i, photo in enumerate(sorted((ROOT / "examples/content").glob("*.jpg")) * 2):
+        folders[i % 2].mkdir(exist_ok=True)
+        to_pil(resize_long_side(load_tensor(photo), 48)).save(folders[i % 2] / f"p{i}.jpg")
+    return folders
+
+
+def test_feedforward_training_takes_several_folders_and_starts_from_a_model(two_folders, tmp_path) -> None:
+    from stylist.feedforward import save_model, train
+
+    tiny = dict(steps=2, batch_size=2, image_size=32, width=8, workers=0, lr=5e-3, device="cpu", precision="fp32")
+    first = train(FeedForwardConfig(style=str(STYLE), data=tuple(map(str, two_folders)), **tiny))
+    assert first.metadata["images"] == "6"  # three photos in each folder
+    save_model(first, tmp_path / "first.safetensors")
+    seen: list[dict] = []
+
+    def at_start(p) -> bool:
+        seen.append({k: v.clone() for k, v in p.checkpoint()["model"].items()} if p.step == 1 else {})
+        return True  # stop after the first step
+
+    # The first step starts from the given model: after one step the weights are near it, not near random ones.
+    cfg = FeedForwardConfig(style=str(STYLE), data=str(two_folders[0]), init=str(tmp_path / "first.safetensors"))
+    cfg = FeedForwardConfig(**{**vars(cfg), **tiny, "lr": 1e-6})
+    assert cfg.data == (str(two_folders[0]),)  # one folder as a string still works
+    train(cfg, at_start)
+    start = first.model.state_dict()
+    assert all(torch.allclose(seen[0][k], start[k], atol=1e-4) for k in start)
+    with pytest.raises(ConfigError, match="--init has norm instance and width 8, this run instance and 16"):
+        train(FeedForwardConfig(**{**vars(cfg), "width": 16}))
+
+
+# --- what training delivers: the shipped AdaIN decoder at --alpha 0 -------------------------------------------
+
+# PSNR of the bundled lighthouse photo (in no training set) stylised at alpha 0 through the public path
+# at 256 px, against the photo. The shipped decoder (trained on stylised targets only) scores 14.9 dB,
+# below a flat image of the photo's mean colour (15.6 dB): the floor matches it, so that a worse decoder
+# fails; issue 16 asks 20 dB of a retrained one (docs/models/retrain_gpu.sh), and the floor rises with it.
+ALPHA_ZERO_FLOOR_DB = 14.5
+
+
+def test_shipped_adain_decoder_at_alpha_zero_reconstructs_the_photo_to_its_floor() -> None:
+    from stylist.arbitrary import ArbitraryConfig, stylize_arbitrary
+    from stylist.image import load_tensor, resize_long_side
+
+    photo_path = ROOT / "examples" / "content" / "kodak_lighthouse_coast.jpg"
+    cfg = ArbitraryConfig(alpha=0.0, size=256, device="cpu", precision="fp32")
+    out = stylize_arbitrary(photo_path, STYLE, cfg)
+    photo = resize_long_side(load_tensor(photo_path), 256)
+    psnr = float(10 * torch.log10(1.0 / (out - photo).pow(2).mean()))
+    assert psnr > ALPHA_ZERO_FLOOR_DB, f"alpha 0: {psnr:.2f} dB against the photo, floor {ALPHA_ZERO_FLOOR_DB} dB"
+    # At alpha 0 the painting plays no part: another painting gives the same pixels.
+    other = stylize_arbitrary(photo_path, ROOT / "examples" / "style" / "the_scream.jpg", cfg)
+    assert torch.allclose(out, other, atol=1e-6)

@@ -74,7 +74,8 @@ class ArbitraryConfig:
     # adain (Huang and Belongie 2017: one decoder, fastest) or wct (Li et al. 2017: whitening and
     # colouring at five levels, stronger style, slower).
     method: str = "adain"
-    # Style strength: 0 gives back the photo (through the decoder), 1 the full style.
+    # Style strength: 0 decodes the photo's own features (the photo as well as the decoder can rebuild
+    # it: the shipped AdaIN decoder recolours and softens it, see docs/models/adain.md), 1 the full style.
     alpha: float = 1.0
     # Share of each painting in a blend of several styles; None = equal shares. Normalised to
     # sum to 1. Not used with masks (each mask says where its painting goes).

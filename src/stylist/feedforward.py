@@ -62,9 +62,9 @@ from .training import (  # noqa: F401  (TrainProgress, Interrupted: the names ca
     TrainProgress,
     TrainResult,
     check_checkpoint,
-    find_images,
     fit,
     gather_floats,
+    gather_images,
     parameter_checksum,
     plain_config,
     process_device,
@@ -173,8 +173,8 @@ class FeedForwardConfig:
 
     # The painting whose style the network learns.
     style: str = ""
-    # Folder of training photographs (searched recursively; unreadable files are skipped).
-    data: str = ""
+    # Folders of training photographs (searched recursively; unreadable files are skipped).
+    data: tuple[str, ...] = ()
     # Optimiser steps in all; None = --epochs passes over the data.
     steps: int | None = None
     # Passes over the data when --steps is not given.
@@ -218,6 +218,14 @@ class FeedForwardConfig:
     # Stop after this many seconds of training, whatever --steps says (the model is written
     # with the steps it reached); None = no limit.
     time_limit: float | None = None
+    # Start from the weights of this model (a built-in style name or a model file) instead of random
+    # ones: fine-tuning, e.g. a built-in style on more photos. Its norm and width must be these.
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        # One folder may be given as a string (the API before several folders, and older checkpoints).
+        self.data = (self.data,) if isinstance(self.data, str) else tuple(self.data or ())
+        self.data = tuple(d for d in self.data if d)
 
     def validate(self) -> None:
         if not self.style:
@@ -349,7 +357,7 @@ def _first_photos(dataset: CropDataset, count: int) -> torch.Tensor:
 
 
 def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume: dict | None = None) -> TrainResult:
-    """Train a network for ``cfg.style`` on ``cfg.data`` with :func:`stylist.training.fit`.
+    """Train a network for ``cfg.style`` on the photos under the folders ``cfg.data`` with :func:`stylist.training.fit`.
 
     ``callback`` after every step (True stops). Under torchrun each process trains on its own share
     of every epoch and DDP averages the gradients, so all processes hold the same network.
@@ -366,13 +374,15 @@ def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume:
     dtype = train_dtype(cfg.precision, device)
     seed_everything(cfg.seed)
     painting = style_target(cfg)  # read first: a bad painting is reported before the data is scanned
-    files, unreadable = find_images(cfg.data)
+    files, unreadable = gather_images(cfg.data, "--content")
     dataset = CropDataset(files, cfg.image_size, cfg.seed)
     data = Batches(dataset, cfg.batch_size, cfg.seed, cfg.workers)
     total = cfg.steps or steps_for(cfg.epochs, len(files), cfg.batch_size, world)
 
     # torch's stubs of Module.to omit memory_format (hence the ignore)
     net = TransformerNet(cfg.norm, cfg.width).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if cfg.init is not None and resume is None:  # a resumed run has its own weights
+        _load_init(net, cfg)
     saved_norms = resume["extra"]["feature_norms"] if resume is not None else None
     losses = _build_losses(cfg, device, painting, _first_photos(dataset, 16), saved_norms)
 
@@ -405,6 +415,19 @@ def train(cfg: FeedForwardConfig, callback: TrainCallback | None = None, resume:
     result.metadata = _metadata(cfg, result, losses.loss.feature_norms, world, checksums, len(files))
     result.model = net.float().cpu().eval()
     return result
+
+
+def _load_init(net: TransformerNet, cfg: FeedForwardConfig) -> None:
+    """``net``'s weights from the model ``cfg.init``; ConfigError (one line) when its shape differs."""
+    model = load_model(cast(str, cfg.init), device="cpu", precision="fp32")
+    if (model.metadata.get("norm"), model.metadata.get("width")) != (cfg.norm, str(cfg.width)):
+        raise ConfigError(
+            f"{cfg.init}: --init has norm {model.metadata.get('norm')} and width {model.metadata.get('width')}, "
+            f"this run {cfg.norm} and {cfg.width}; give the same --norm and --width"
+        )
+    with torch.no_grad():
+        for mine, theirs in zip(net.state_dict().values(), model.net.state_dict().values()):
+            mine.copy_(theirs)
 
 
 # Options a resumed run may change: none alters the state it carries on from.

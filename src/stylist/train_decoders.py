@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arbitrary import adain
+from .datasets import Batch, Batches, CropDataset, excluded_names, gather_images, sampling_weights
 from .decoders import (
     ADAIN_LEVEL,
     LEVELS,
@@ -39,15 +40,11 @@ from .errors import ConfigError, StylistError
 from .image import load_tensor, resize_long_side
 from .losses import mean_std
 from .training import (  # noqa: F401  (TrainProgress, TrainResult: the names callers import from here)
-    Batch,
-    Batches,
-    CropDataset,
     FitConfig,
     TrainCallback,
     TrainProgress,
     TrainResult,
     check_checkpoint,
-    find_images,
     fit,
     is_main,
     process_device,
@@ -66,11 +63,16 @@ class DecoderTrainConfig:
     # adain (decoder trained with content and style losses; needs paintings) or wct (five decoders
     # trained to reconstruct photographs; needs photographs only).
     method: str = "adain"
-    # Folder of photographs, searched recursively (Huang and Belongie used MS-COCO).
-    content: str = ""
-    # AdaIN: folder of paintings, searched recursively (Huang and Belongie used WikiArt).
-    style: str | None = None
-    # File names of paintings to leave out of training, to judge the decoder on styles it never saw.
+    # Folders of photographs, searched recursively (Huang and Belongie used MS-COCO).
+    content: tuple[str, ...] = ()
+    # AdaIN: folders of paintings, searched recursively (Huang and Belongie used WikiArt).
+    style: tuple[str, ...] = ()
+    # AdaIN: a CSV saying how often each painting is drawn: a column file (path relative to the CSV,
+    # or file name) and a column artist (every artist equally often) or weight (each painting in
+    # proportion to it); see stylist.datasets.sampling_weights. None = every painting equally often.
+    style_csv: str | None = None
+    # Paintings to leave out of training, to judge the decoder on styles it never saw: file names,
+    # or CSV files whose file column lists them.
     exclude_styles: tuple[str, ...] = ()
     # Optimiser steps in all (Huang and Belongie: 160000 at batch 8).
     steps: int = 10000
@@ -115,6 +117,11 @@ class DecoderTrainConfig:
     # Report (and average the losses over processes) every N steps.
     log_every: int = 10
 
+    def __post_init__(self) -> None:
+        # One folder may be given as a string (the API before several folders, and older checkpoints).
+        self.content = _folders(self.content)
+        self.style = _folders(self.style)
+
     def validate(self) -> None:
         """Raise ConfigError (one line) for a value Stylist cannot use."""
         if self.method not in METHODS:
@@ -123,6 +130,8 @@ class DecoderTrainConfig:
             raise ConfigError("give --content DIR, a folder of photographs")
         if self.method == "adain" and not self.style:
             raise ConfigError("--method adain needs --style DIR, a folder of paintings")
+        if self.style_csv is not None and self.method != "adain":
+            raise ConfigError("--style-csv weighs paintings, which only --method adain trains on; leave it out")
         for name in ("steps", "batch_size", "log_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(
@@ -158,6 +167,12 @@ class DecoderTrainConfig:
             raise ConfigError(f"--time-limit must be a positive number of seconds; got {self.time_limit}")
 
 
+def _folders(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 CHECKPOINT_KIND = "stylist.train-decoder"
 # Folders with at most this many images are decoded once up front and kept in memory (shared by
 # the loader processes): a few hundred photos cost ~200 MB, and no JPEG is decoded twice.
@@ -189,7 +204,8 @@ def train_decoder(
     if linear:
         model[LINEAR_LEVEL].requires_grad_(False)  # fitted by least squares below, not trained
         if resume is None:
-            fit_linear_decoder(model[LINEAR_LEVEL], find_images(cfg.content, "--content")[0], cfg.image_size, cfg.seed)
+            photos = gather_images(cfg.content, "--content")[0]
+            fit_linear_decoder(model[LINEAR_LEVEL], photos, cfg.image_size, cfg.seed)
     deepest = ADAIN_LEVEL if cfg.method == "adain" else max(cfg.levels, key=LEVELS.index)
     # torch's stubs of Module.to omit memory_format (hence the ignore)
     encoder = Encoder(deepest).to(device, memory_format=fmt)  # type: ignore[call-overload]
@@ -278,7 +294,18 @@ def _patches(features: torch.Tensor) -> torch.Tensor:
 
 def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, Batch]]], int]:
     """(batches(step): photo crops, and painting crops for AdaIN, from step ``step`` on; files skipped)."""
-    photos, skipped = find_images(cfg.content, "--content")
+    # Every folder and CSV is read before any loader is made: a bad one is then the only line printed.
+    photos, skipped = gather_images(cfg.content, "--content")
+    paintings: list[Path] = []
+    weights = None
+    if cfg.method == "adain":
+        paintings, more = gather_images(cfg.style, "--style")  # validate(): adain has a style folder
+        excluded = excluded_names(cfg.exclude_styles)
+        paintings = [p for p in paintings if p.stem not in excluded]
+        if not paintings:
+            raise ConfigError(f"{' '.join(cfg.style)}: every painting is excluded by --exclude-styles")
+        skipped += more
+        weights = sampling_weights(paintings, cfg.style_csv) if cfg.style_csv else None
     per_step = cfg.batch_size * rank_and_world()[1]
     # Loader processes start afresh every epoch (a pause of a second or so): a small folder is
     # listed several times over so that an epoch lasts at least EPOCH_STEPS steps.
@@ -286,21 +313,16 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
         photos, cfg.image_size, cfg.content_zoom, cfg, cfg.seed, math.ceil(EPOCH_STEPS * per_step / len(photos))
     )
     style = None
-    if cfg.method == "adain":
-        paintings, more = find_images(cast(str, cfg.style), "--style")  # validate(): adain has a style folder
-        paintings = [p for p in paintings if p.name not in set(cfg.exclude_styles)]
-        if not paintings:
-            raise ConfigError(f"{cfg.style}: every painting is excluded by --exclude-styles")
-        skipped += more
+    if paintings:
         # Few paintings: repeat the list so that an epoch of paintings is as long as one of photos
         # (each repeat gets its own crops), rather than one short epoch per step.
         repeat = math.ceil(max(len(content.dataset), per_step) / len(paintings))
-        style = _batches(paintings, cfg.image_size, cfg.style_zoom, cfg, cfg.seed + 1, repeat)
+        style = _batches(paintings, cfg.image_size, cfg.style_zoom, cfg, cfg.seed + 1, repeat, weights)
 
     def batches(start: int) -> Iterator[tuple[int, Batch]]:
         photo_batches = content.from_step(start)
         painting_batches = style.from_step(start) if style is not None else None
-        # The crop batches hold one tensor each (see training.Batches), named here.
+        # The crop batches hold one tensor each (see datasets.Batches), named here.
         for epoch, batch in photo_batches:
             if painting_batches is None:
                 yield epoch, Batch({"content": cast(torch.Tensor, batch.images)}, batch.bad)
@@ -312,8 +334,17 @@ def _data(cfg: DecoderTrainConfig) -> tuple[Callable[[int], Iterator[tuple[int, 
     return batches, skipped
 
 
-def _batches(files: list, size: int, zoom: Sequence[float], cfg: DecoderTrainConfig, seed: int, repeat: int) -> Batches:
-    dataset = CropDataset(files, size, seed, (zoom[0], zoom[1]), repeat=repeat, preload=len(files) <= PRELOAD_LIMIT)
+def _batches(
+    files: list,
+    size: int,
+    zoom: Sequence[float],
+    cfg: DecoderTrainConfig,
+    seed: int,
+    repeat: int,
+    weights: list[float] | None = None,
+) -> Batches:
+    preload = len(files) <= PRELOAD_LIMIT
+    dataset = CropDataset(files, size, seed, (zoom[0], zoom[1]), repeat=repeat, preload=preload, weights=weights)
     return Batches(dataset, cfg.batch_size, seed, cfg.workers)
 
 

@@ -1,5 +1,6 @@
-"""The one training loop, and what every trained method shares: image folders, a resumable
-sampler, torchrun, RNG state, the checkpoint layout and the resume rules.
+"""The one training loop, and what every trained method shares: torchrun, RNG state, the
+checkpoint layout and the resume rules. The data side (image folders, sampling weights, crops,
+resumable batches) is :mod:`stylist.datasets`; its names are re-exported here.
 
 Feed-forward style networks (:mod:`stylist.feedforward`) and arbitrary-style decoders
 (:mod:`stylist.train_decoders`) train the same way, through :func:`fit`: random square crops
@@ -23,215 +24,29 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+# The data side lives in datasets.py; its names stay importable from here (their old home).
+from .datasets import (  # noqa: F401
+    IMAGE_SUFFIXES,
+    Batch,
+    Batches,
+    CropDataset,
+    ResumableSampler,
+    find_images,
+    gather_images,
+    random_crop,
+    rank_and_world,
+    steps_for,
+)
 from .devices import TRAIN_PRECISIONS, train_dtype  # noqa: F401  (old import path)
 from .errors import ConfigError
-from .image import load_tensor
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-
-
-# --- image folders ------------------------------------------------------------------------------
-
-
-def find_images(root: str | os.PathLike, what: str = "--data") -> tuple[list[Path], int]:
-    """(readable image files under ``root``, recursively and sorted; count of files skipped).
-
-    A file with an image suffix whose header Pillow cannot read is skipped and counted.
-    ConfigError (one line) when ``root`` is missing or holds no image at all.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise ConfigError(f"{root}: {what} folder not found")
-    if root.is_file():
-        raise ConfigError(f"{root}: {what} must be a folder of images, not a file")
-    found, skipped = [], 0
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
-        try:
-            with Image.open(path) as im:  # reads the header only
-                _ = im.size
-            found.append(path)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            skipped += 1
-    if not found:
-        raise ConfigError(f"{root}: no readable images (.jpg .png .webp .tif .bmp) in this folder or below it")
-    return found, skipped
-
-
-def random_crop(
-    image: torch.Tensor, size: int, generator: torch.Generator, zoom: tuple[float, float] = (1.0, 1.0)
-) -> torch.Tensor:
-    """A ``size`` x ``size`` crop of (1, 3, H, W), flipped left-right half the time.
-
-    The image is first resized so its short side is ``size`` times a zoom factor drawn from the
-    range ``zoom`` (1, 1 = the short side fills the crop), so every crop has the same field of
-    view whatever the photo's resolution.
-    """
-    lo, hi = zoom
-    factor = lo + (hi - lo) * torch.rand((), generator=generator).item()
-    h, w = image.shape[-2:]
-    ratio = size * factor / min(h, w)
-    nh, nw = max(size, round(h * ratio)), max(size, round(w * ratio))
-    image = F.interpolate(image, size=(nh, nw), mode="bilinear", align_corners=False, antialias=ratio < 1).clamp(0, 1)
-    top = int(torch.randint(0, nh - size + 1, (), generator=generator))
-    left = int(torch.randint(0, nw - size + 1, (), generator=generator))
-    crop = image[..., top : top + size, left : left + size]
-    if torch.rand((), generator=generator).item() < 0.5:
-        crop = crop.flip(-1)
-    return crop
-
-
-class CropDataset(Dataset):
-    """Random crops of image files; item ``i`` is (crop (3, S, S), files skipped to get it).
-
-    The crop of item ``i`` in epoch ``e`` depends only on (seed, e, i), so resuming a run
-    or splitting it between processes gives the same crops. A file that fails to decode is
-    replaced by the next one in the list.
-
-    ``repeat`` lists every file that many times (each copy gets its own crops), so that a
-    folder of a few images still makes long epochs. ``preload`` decodes every file once, here,
-    and keeps it in memory (shrunk to the largest size a crop can need), so that loader
-    processes forked later share it and no file is decoded twice; a file that fails to decode
-    is then skipped the same way, by the item that asks for it.
-    """
-
-    def __init__(
-        self,
-        files: Sequence[Path],
-        size: int,
-        seed: int = 0,
-        zoom: tuple[float, float] = (1.0, 1.0),
-        repeat: int = 1,
-        preload: bool = False,
-    ) -> None:
-        self.files, self.size, self.seed, self.zoom = list(files), size, seed, zoom
-        self.repeat = max(1, int(repeat))
-        self.epoch = 0
-        self.images: list[torch.Tensor | None] | None = [self._preload(p) for p in self.files] if preload else None
-
-    def __len__(self) -> int:
-        return len(self.files) * self.repeat
-
-    def _preload(self, path: Path) -> torch.Tensor | None:
-        try:
-            image = load_tensor(path, "training")
-        except Exception:  # counted when an item asks for it, as without preloading
-            return None
-        h, w = image.shape[-2:]
-        most = math.ceil(self.size * max(self.zoom))  # the largest short side random_crop can ask for
-        if min(h, w) > most:
-            ratio = most / min(h, w)
-            image = F.interpolate(
-                image,
-                size=(max(most, round(h * ratio)), max(most, round(w * ratio))),
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
-            )
-        return image.clamp(0, 1).contiguous()
-
-    def _load(self, index: int) -> torch.Tensor | None:
-        if self.images is not None:
-            return self.images[index]
-        try:
-            return load_tensor(self.files[index], "training")
-        except Exception:  # any decoding failure: skip this file, never stop training
-            return None
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF)
-        for tries in range(len(self.files)):
-            image = self._load((index + tries) % len(self.files))
-            if image is None:
-                continue
-            return random_crop(image, self.size, generator, self.zoom)[0], tries
-        raise ConfigError("no image in the training folder could be decoded")
-
-
-class ResumableSampler(DistributedSampler):
-    """The distributed sampler (seeded shuffle per epoch, one shard per rank) that can start
-    part-way through an epoch: ``start`` batches of the shard are skipped without loading them."""
-
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int, world: int) -> None:
-        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        self.batch_size = batch_size
-        self.start = 0
-
-    def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())
-        usable = len(indices) // self.batch_size * self.batch_size  # whole batches only
-        return iter(indices[self.start * self.batch_size : usable])
-
-    def batches_per_epoch(self) -> int:
-        return self.num_samples // self.batch_size
-
-
-@dataclass
-class Batch:
-    images: torch.Tensor | dict[str, torch.Tensor]  # (B, 3, S, S) in [0, 1], or several such by name
-    bad: int  # files that failed to decode and were replaced in this batch
-
-
-def _collate(items: list[tuple[torch.Tensor, int]]) -> Batch:
-    return Batch(torch.stack([image for image, _ in items]), sum(bad for _, bad in items))
-
-
-class Batches:
-    """Endless batches in a fixed order: epoch after epoch, resumable at any (epoch, batch)."""
-
-    def __init__(self, dataset: CropDataset, batch_size: int, seed: int, workers: int = 2) -> None:
-        rank, world = rank_and_world()
-        if len(dataset) < batch_size * world:
-            raise ConfigError(
-                f"the training folder has {len(dataset)} readable images, fewer than one batch per process "
-                f"({batch_size} x {world}); lower --batch-size or add images"
-            )
-        self.dataset = dataset
-        self.sampler = ResumableSampler(dataset, batch_size, seed, rank, world)
-        self.loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=self.sampler,
-            collate_fn=_collate,
-            num_workers=workers,
-            persistent_workers=False,
-            pin_memory=torch.cuda.is_available(),
-        )
-        self.per_epoch = self.sampler.batches_per_epoch()
-
-    def from_step(self, step: int) -> Iterator[tuple[int, Batch]]:
-        """(epoch, batch) pairs starting at the ``step``-th batch of the whole run (0-based)."""
-        epoch, start = divmod(step, self.per_epoch)
-        while True:
-            self.sampler.set_epoch(epoch)
-            self.dataset.epoch = epoch
-            self.sampler.start = start
-            for batch in self.loader:
-                yield epoch, batch
-            epoch, start = epoch + 1, 0
-
-
-def steps_for(epochs: float, images: int, batch_size: int, world: int = 1) -> int:
-    """Optimiser steps in ``epochs`` passes over ``images`` with ``world`` processes."""
-    return max(1, math.ceil(epochs * (images // (batch_size * world))))
-
 
 # --- processes ------------------------------------------------------------------------------------
-
-
-def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def launched_by_torchrun() -> bool:
@@ -433,6 +248,20 @@ class TrainProgress:
     checkpoint: Callable[[], dict] = field(repr=False)  # the run's state, for stylist.checkpoint and resume
     preview: Callable[..., torch.Tensor] | None = field(repr=False, default=None)  # the method's preview
     history: list[dict] = field(repr=False, default_factory=list)  # every logged step's losses (not a copy)
+    first_step: int = 0  # the step this run (or its resumed part) started from
+    time_limit: float | None = None  # FitConfig.time_limit, seconds
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Seconds until the run ends: at this part's pace to ``total``, or sooner by the time limit;
+        None before a step's pace is known."""
+        done = self.step - self.first_step
+        if done <= 0 or self.elapsed <= 0:
+            return None
+        left = (self.total - self.step) * self.elapsed / done
+        if self.time_limit is not None:
+            left = min(left, max(0.0, self.time_limit - self.elapsed))
+        return left
 
     @property
     def bad_files(self) -> int:
@@ -553,7 +382,7 @@ def fit(
             }
         )
 
-    start, seen, stopped = time.perf_counter(), 0, "done"
+    start, seen, stopped, first = time.perf_counter(), 0, "done", step
     try:
         for epoch, batch in batches(step) if step < config.steps else ():
             images = _to_device(batch.images, device, config.memory_format)
@@ -590,6 +419,8 @@ def fit(
                 checkpoint,
                 preview,
                 history,
+                first,
+                config.time_limit,
             )
             if callback is not None and callback(progress):
                 stopped = "callback"

@@ -600,6 +600,18 @@ class ProgressBar:
             self.bar = None
 
 
+def rate_note(progress: typing.Any) -> str:
+    """``12.5 img/s, 3:05 left`` for a training progress line (training.TrainProgress: the images per
+    second over every process, and the time left at this pace or by --time-limit, whichever comes first)."""
+    left = progress.seconds_left
+    if left is None:
+        return f"{progress.images_per_s:.1f} img/s"
+    minutes, seconds = divmod(round(left), 60)
+    hours, minutes = divmod(minutes, 60)
+    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return f"{progress.images_per_s:.1f} img/s, {clock} left"
+
+
 def final_line(text: str) -> None:
     """The one closing line of a command: ``wrote OUT (...)`` on stderr (stdout stays for data)."""
     print(text, file=sys.stderr)

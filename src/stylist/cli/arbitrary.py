@@ -40,6 +40,7 @@ from ._common import (
     first_line,
     given_fields,
     one_of,
+    rate_note,
     required_group,
     scan_inputs,
     skipped_note,
@@ -53,7 +54,9 @@ METHOD_CHOICES = ("adain", "wct")
 ARBITRARY_FLAGS = {"alpha": "--style-strength"}
 ARBITRARY_ALIASES = {"alpha": ["--alpha"]}
 ARBITRARY_HELPS = {
-    "alpha": "style strength: 0 gives back the photo (through the decoder), 1 the full style [default: 1.0]",
+    "alpha": "style strength: 0 is the photo as the decoder rebuilds it from its own features (not the photo "
+    "itself: the shipped AdaIN decoder recolours and softens it, about 15 dB PSNR; see docs/models/adain.md), "
+    "1 the full style [default: 1.0]",
     "size": "long side of the result, px [default: the photo's own size]",
     "level_alphas": "WCT only: strength of each level relu5_1 relu4_1 relu3_1 relu2_1 relu1_1 (coarse to fine), "
     "multiplied by --style-strength [default: 1 at every level]",
@@ -65,9 +68,13 @@ ARBITRARY_HELPS = {
 DECODER_FLAGS: dict[str, str] = {}
 DECODER_ALIASES = {"content_zoom": ["--content-scale"], "style_zoom": ["--style-scale"]}
 DECODER_HELPS = {
-    "content": "folder of photographs, searched recursively; damaged files are skipped (with --resume: the "
-    "recorded one)",
-    "style": "adain: folder of paintings, searched recursively [default: none]",
+    "content": "folders of photographs, searched recursively; damaged files are skipped (with --resume: the "
+    "recorded ones)",
+    "style": "adain: folders of paintings, searched recursively [default: none]",
+    "style_csv": "adain: CSV saying how often each painting is drawn: columns file (path relative to the CSV, or "
+    "file name) and artist (every artist equally often) or weight (in proportion) [default: all alike]",
+    "exclude_styles": "paintings left out of training (to judge the decoder on styles it never saw): file names, "
+    "or CSV files whose file column lists them [default: none]",
     "content_zoom": "zoom range MIN MAX of the photo crops: the short side is resized to --image-size times a "
     "factor drawn from it, then cropped [default: 1.0 1.5]",
     "style_zoom": "zoom range MIN MAX of the painting crops, as --content-zoom [default: 1.0 3.0]",
@@ -123,8 +130,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "train-decoder",
         help="train an AdaIN decoder or the WCT decoders",
         description="Train the decoder of stylist arbitrary: --method adain on photos and paintings, --method wct "
-        "on photos only.\n\n"
-        "  stylist train-decoder --method adain --content photos/ --style paintings/ -o adain.safetensors",
+        "on photos only. Several folders may follow --content and --style; --style-csv draws the paintings per "
+        "artist. The progress line shows images per second and the time left.\n\n"
+        "  stylist train-decoder --method adain --content photos/ more/ --style paintings/ "
+        "--style-csv paintings.csv -o adain.safetensors",
     )
     add_output(t, "DECODER.safetensors", "the trained decoder (fp16 safetensors), for stylist arbitrary --decoder")
     add_overwrite(t, "the decoder, checkpoint, previews and loss files")
@@ -144,6 +153,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavars={
             "levels": "LEVEL",
             "exclude_styles": "NAME",
+            "style_csv": "CSV",
             "content_zoom": "ZOOM",
             "style_zoom": "ZOOM",
             "content": "FOLDER",
@@ -282,7 +292,7 @@ def train_paths(out: Path, checkpoint: str | None) -> dict[str, Path]:
 def _check_train_outputs(paths: dict[str, Path], args: argparse.Namespace, cfg: DecoderTrainConfig) -> None:
     out = check_output_file(
         paths["decoder"],
-        [cfg.content, cfg.style or ""],
+        [*cfg.content, *cfg.style, *([cfg.style_csv] if cfg.style_csv else [])],
         args.overwrite or bool(args.resume),
         (".safetensors",),
         "decoder",
@@ -304,7 +314,7 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     _check_train_outputs(paths, args, cfg)
     # The damaged files training will skip, each named in a warning once training is under way (a setup
     # error stays the only line); the core words the errors of folders that are missing.
-    folders = [f for f in (cfg.content, cfg.style) if f and Path(f).is_dir()]
+    folders = [f for f in (*cfg.content, *cfg.style) if Path(f).is_dir()]
     damaged = scan_inputs(folders, "training image")[1] if is_main() and folders else []
     history: list[dict] = list(saved.get("history", [])) if saved else []
     writer = _TrainWriter(cfg, paths, args, history, every, damaged)
@@ -349,7 +359,8 @@ class _TrainWriter:
             if self.main:
                 terms = " ".join(f"{k} {v:.3g}" for k, v in (p.losses or {}).items())
                 bad = f" bad files {p.bad_files}" if p.bad_files else ""
-                self.bar.update(p.step, p.total, f"train {self.cfg.method}", (terms + bad) if terms else "")
+                line = f"{terms}, {rate_note(p)}{bad}" if terms else ""  # off logging steps: the last line stays
+                self.bar.update(p.step, p.total, f"train {self.cfg.method}", line)
                 if self.every["checkpoint_every"] and p.step % self.every["checkpoint_every"] == 0:
                     self._save_checkpoint(p.checkpoint())
                 if self.every["preview_every"] and p.step % self.every["preview_every"] == 0:

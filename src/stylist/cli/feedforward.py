@@ -63,6 +63,7 @@ from ._common import (
     check_output_folder,
     final_line,
     install_hint,
+    rate_note,
     scan_inputs,
     skipped_note,
     state_note,
@@ -77,8 +78,8 @@ TRAIN_FLAGS = {"data": "--content"}
 TRAIN_ALIASES = {"data": ["--data"]}
 TRAIN_HELPS = {
     "style": "the painting whose style the network learns (with --resume: the recorded one)",
-    "data": "folder of training photographs, searched recursively; damaged files are skipped (with --resume: "
-    "the recorded one)",
+    "data": "folders of training photographs, searched recursively; damaged files are skipped (with --resume: "
+    "the recorded ones)",
     "weights": "the loss network's weights: a name from 'stylist weights' or a weights file [default: vgg19-caffe]",
 }
 
@@ -87,9 +88,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train",
         help="train a feed-forward network for one painting (Johnson et al.)",
-        description="Train a network that paints any photo in the style of --style, on the photos under --content "
-        "(Johnson, Alahi and Fei-Fei 2016).\n\n"
-        "  stylist train --style painting.jpg --content photos/ -o starry.safetensors",
+        description="Train a network that paints any photo in the style of --style, on the photos under the "
+        "--content folders (Johnson, Alahi and Fei-Fei 2016). The progress line shows images per second and the "
+        "time left.\n\n"
+        "  stylist train --style painting.jpg --content photos/ more_photos/ -o starry.safetensors",
     )
     add_output(t, "MODEL", "the trained network (.safetensors)")
     add_overwrite(t, "MODEL, its checkpoint, preview and loss curve")
@@ -117,7 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         aliases=TRAIN_ALIASES,
         helps=TRAIN_HELPS,
         required=("style", "data"),
-        metavars={"data": "FOLDER"},
+        metavars={"data": "FOLDER", "init": "MODEL"},
     )
     t.set_defaults(run=cmd_train)
 
@@ -218,7 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise StylistError(f"{path}: already exists; pass --overwrite to replace it or choose another -o")
     # The damaged files training will skip, each named in a warning once training is under way (a setup
     # error stays the only line).
-    damaged = scan_inputs([cfg.data], "--content")[1] if is_main() and Path(cfg.data).is_dir() else []
+    folders = [d for d in cfg.data if Path(d).is_dir()]
+    damaged = scan_inputs(folders, "--content")[1] if is_main() and folders else []
     preview_photo = _preview_photo(args, cfg, every["preview_every"])
     stop, bar = StopSignals(), ProgressBar(args.quiet or not is_main(), "step")
 
@@ -233,8 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             p.step,
             p.total,
             f"epoch {p.epoch + 1}",
-            f"content {terms['content']:.3g} style {terms['style']:.3g} tv {terms['tv']:.3g} "
-            f"{p.images_per_s:.1f} img/s skipped {p.skipped}",
+            f"content {terms['content']:.3g} style {terms['style']:.3g} tv {terms['tv']:.3g}, "
+            f"{rate_note(p)}, skipped {p.skipped}",
         )
         if is_main() and every["checkpoint_every"] and p.step % every["checkpoint_every"] == 0:
             save_state(p.checkpoint())
@@ -296,7 +299,7 @@ def _preview_photo(args: argparse.Namespace, cfg: FeedForwardConfig, every: int)
         return None
     if args.preview:
         return resize_long_side(read_picture(args.preview, "--preview").flat(), 2 * cfg.image_size)
-    files, _ = scan_inputs([cfg.data], "--content")
+    files, _ = scan_inputs(list(cfg.data), "--content")
     return resize_long_side(read_picture(files[0][0], "preview").flat(), 2 * cfg.image_size)
 
 
