@@ -188,6 +188,23 @@ def add_max_pixels(parser: argparse.ArgumentParser, default: object = None) -> N
     )
 
 
+TILE_HELP = (
+    "side of the tiles a large image is stylised in, px: the same result (statistics taken over the whole "
+    "image) in memory that grows with the tile, not the image; 0 = never tile"
+)
+
+
+def add_tile_size(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument(
+        "--tile-size",
+        dest="tile_size",
+        type=whole_number,
+        default=default,
+        metavar="PX",
+        help=f"{TILE_HELP} [default: tiles only when the whole image would not fit the device's memory]",
+    )
+
+
 def add_preserve_color(parser: argparse.ArgumentParser, default: object = "none") -> None:
     parser.add_argument(
         "--preserve-color",
@@ -357,6 +374,8 @@ def _shared_field(parser: argparse.ArgumentParser, name: str, choices: dict, tex
         add_max_pixels(parser, default=argparse.SUPPRESS)
     elif name == "preserve_color":
         add_preserve_color(parser, default=argparse.SUPPRESS)
+    elif name == "tile_size":
+        add_tile_size(parser, default=argparse.SUPPRESS)
     else:
         return False
     return True
