@@ -84,14 +84,14 @@ def grid(height: int, width: int, tile: int, margin: int, multiple: int = 1) -> 
     """The tiles of an image (height, width), row by row.
 
     Interiors are at most ``tile`` px a side and start at multiples of ``multiple`` (the network's total
-    stride; ``height`` and ``width`` must be multiples of it); each is grown by ``margin`` px (a multiple
+    stride; the last one in a row or column ends at the image's edge); each is grown by ``margin`` px (a multiple
     of ``multiple``) on every side that is not the image's edge. ConfigError for a tile not larger
     than zero or a margin that breaks the stride's grid.
     """
     if tile <= 0:
         raise ConfigError(f"--tile-size must be a positive number of pixels; got {tile}")
-    if margin % multiple or height % multiple or width % multiple:
-        raise ConfigError(f"tiles need sides and a margin that are multiples of {multiple} px")
+    if margin % multiple:
+        raise ConfigError(f"a tile margin must be a multiple of {multiple} px; got {margin}")
     tile = max(multiple, tile // multiple * multiple)
     rows, cols = _cuts(height, tile, multiple), _cuts(width, tile, multiple)
     return [
