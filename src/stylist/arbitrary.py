@@ -502,7 +502,9 @@ def _gather(
 ) -> list[RunningMoments]:
     """The photo's whole-image statistics at ``level`` (one set per mask, or one), summed over the
     interiors of tiles with the encoder's margin: each position once, as in the whole-image run."""
-    margin = math.ceil((ENCODER_RADIUS[level.name] + 1) / level.multiple) * level.multiple
+    # The decoding pass's margin, though the encoder needs less: tiles of one size keep the heap from
+    # fragmenting (see stylist.tiling.grid), which costs less than the extra context.
+    margin = MARGIN[level.name]
     moments = [RunningMoments(level.covariance) for _ in (masks or [None])]
     for t in grid(padded.shape[-2], padded.shape[-1], level.tile, margin, level.multiple):
         f = encoder(t.region(padded).to(device, dtype).contiguous(memory_format=torch.channels_last), level.name)

@@ -181,9 +181,10 @@ class TransformerNet(nn.Module):
 # --- tiled inference (issue 18) -------------------------------------------------------------------------
 
 # Receptive-field radius of TransformerNet, px at the input: 9x9 conv (4), two stride-2 3x3 convs
-# (1 + 2), ten 3x3 convs at a quarter size (40), two upsampling 3x3 convs (2 + 1), 9x9 conv (4) = 54;
-# a tile's margin is the next multiple of the stride (4) with room to spare.
-MARGIN = 64
+# (1 + 2), ten 3x3 convs at a quarter size (40), two upsampling 3x3 convs (2 + 1), 9x9 conv (4) = 54,
+# and up to 3 px more where nearest-neighbour upsampling rounds; a tile's margin is the next multiple
+# of the stride (4).
+MARGIN = 60
 # Peak bytes per input pixel of a whole-image float32 forward pass (measured by benchmarks/resolution.py
 # on the CPU; the 32-channel full-size activations and their padded copies); what the automatic tile
 # size plans with.

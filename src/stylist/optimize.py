@@ -167,8 +167,8 @@ class TransferConfig:
     # Refuse input images with more pixels than this (a guard against decompression bombs);
     # None = Pillow's limit, Image.MAX_IMAGE_PIXELS (about 89.5 million).
     max_pixels: int | None = None
-    # Memory the run may use, GB; None = the device's (70% of the free GPU memory, or of the available RAM).
-    # A level that would need more is optimised in tiles (see stylist.tiling), with the same loss and gradient.
+    # Memory the run may use, GB; None = the device's (seven tenths of the free GPU memory, or of the available RAM).
+    # A level that would need more is optimised in tiles, with the same loss and gradient.
     max_memory: float | None = None
     # Side of the tiles of a level too large for --max-memory, px; None = the largest that fits, 0 = never
     # tile (refuse a size that does not fit), a positive value tiles every level larger than it.
@@ -953,7 +953,7 @@ def plan_memory(
         smallest = (MIN_TILE + 2 * margin) ** 2 * vgg
         history = pairs
         if cfg.optimizer == "lbfgs":  # as many pairs as fit beside the smallest tiles
-            room = (budget - smallest - px * STATE_BYTES_PER_PIXEL) / (px * history_bytes)
+            room = (budget - smallest - px * (STATE_BYTES_PER_PIXEL + _content_bytes(cfg))) / (px * history_bytes)
             history = int(min(LBFGS_HISTORY, max(MIN_HISTORY, room)))
         state = px * (STATE_BYTES_PER_PIXEL + history * history_bytes + _content_bytes(cfg))
         if state + smallest > budget:
