@@ -10,6 +10,7 @@ iterations differs by rounding grown through the optimiser: bound 1e-3.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,50 @@ def test_impossible_sizes_are_refused_in_one_line_before_any_work(
     one_line_error(["apply", "starry-night", c, "--tile-size", "-1", "-o", str(out)], capsys, "--tile-size")
     one_line_error(["arbitrary", c, "--style", s, "--tile-size", "-5", "-o", str(out)], capsys, "--tile-size")
     assert not out.exists()
+
+
+# --- many processes ----------------------------------------------------------------------------------------------
+
+
+def test_process_shares_partition_the_files(monkeypatch) -> None:
+    from stylist.cli._common import process_share
+
+    files = [f"photo{i}.jpg" for i in range(7)]
+    assert process_share(files) == files  # no torchrun: every file
+    shares = []
+    for rank in range(3):
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "3")
+        shares.append(process_share(files))
+    assert sorted(sum(shares, [])) == sorted(files) and all(shares)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["apply", "arbitrary"])
+def test_torchrun_shares_a_folder_with_the_outputs_of_one_run(tmp_path: Path, command: str) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in (ROOT / "examples/content").glob("*.jpg"):
+        (photos / p.name).write_bytes(p.read_bytes())
+    style = str(ROOT / "examples/style/great_wave.jpg")
+    args = ["starry-night", str(photos)] if command == "apply" else [str(photos), "--style", style]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    tail = ["--size", "48", "--device", "cpu", "-q"]
+    one = subprocess.run(
+        [sys.executable, "-m", "stylist", command, *args, "-o", str(tmp_path / "one"), *tail],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29541"]
+    two = subprocess.run(
+        [*launcher, "-m", "stylist", command, *args, "-o", str(tmp_path / "two"), *tail],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "process 1 of 2" in two.stdout + two.stderr and "process 2 of 2" in two.stdout + two.stderr
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 3
+    for name in names:
+        a, b = load_tensor(tmp_path / "one" / name), load_tensor(tmp_path / "two" / name)
+        assert torch.equal(a, b), name

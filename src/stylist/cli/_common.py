@@ -391,6 +391,41 @@ def given_fields(args: argparse.Namespace, cls: type) -> dict:
     return out
 
 
+# --- many processes (torchrun) --------------------------------------------------------------------------------
+
+_Item = typing.TypeVar("_Item")
+
+
+def torchrun_rank() -> tuple[int, int]:
+    """(rank, number of processes) under ``torchrun --nproc-per-node N``; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1")) if "LOCAL_RANK" in os.environ else 1
+    return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
+
+
+def process_share(items: Sequence[_Item]) -> list[_Item]:
+    """This process's share of ``items`` (every N-th from its rank) under torchrun, so that N processes
+    handle each file once between them, with the outputs of a single run; all of them otherwise. No
+    process group is needed: the shares follow from the rank alone."""
+    rank, world = torchrun_rank()
+    return list(items[rank::world])
+
+
+def process_device(name: str) -> str:
+    """``name``, or ``cuda:LOCAL_RANK`` under torchrun when ``name`` is auto or cuda and a GPU is there
+    (one GPU per process)."""
+    import torch
+
+    if torchrun_rank()[1] > 1 and name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return name
+
+
+def process_note() -> str:
+    """' (process R of N)' under torchrun, else ''."""
+    rank, world = torchrun_rank()
+    return f" (process {rank + 1} of {world})" if world > 1 else ""
+
+
 # --- inputs -------------------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,9 @@ from ._common import (
     first_line,
     given_fields,
     one_of,
+    process_device,
+    process_note,
+    process_share,
     required_group,
     scan_inputs,
     skipped_note,
@@ -158,6 +161,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_arbitrary(args: argparse.Namespace) -> int:
     cfg = ArbitraryConfig(**given_fields(args, ArbitraryConfig))
+    cfg.device = process_device(cfg.device)  # one GPU per process under torchrun
     cfg.validate()
     contents = one_of(args, "content", "content_option", "--content")
     if not contents:
@@ -170,6 +174,10 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
             "in the same order"
         )
     jobs, skipped = plan_outputs(contents, args.output, args.overwrite, [*args.style, *(args.mask or [])])
+    jobs = process_share(jobs)  # under torchrun, this process's share of the photos (checked as one run above)
+    if not jobs:
+        final_line(f"no photos left for this process{process_note()}")
+        return 0
     # Every named input is read before any work or file: a bad one stops the run with nothing written.
     styles = [read_picture(s, "style", cfg.max_pixels) for s in args.style]  # Pictures: messages name the file
     for m in args.mask or []:
@@ -215,7 +223,7 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
     bar.close()
     h, w = result.shape[-2:]
     what = f"{readable[0][1]} ({w}x{h}, " if len(readable) == 1 else f"{len(readable)} image(s) to {args.output} ("
-    final_line(f"wrote {what}{cfg.method}, {seconds:.1f} s on {device}{skipped_note(skipped)})")
+    final_line(f"wrote {what}{cfg.method}, {seconds:.1f} s on {device}{skipped_note(skipped)}){process_note()}")
     return 0
 
 

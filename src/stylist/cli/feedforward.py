@@ -65,6 +65,9 @@ from ._common import (
     check_output_folder,
     final_line,
     install_hint,
+    process_device,
+    process_note,
+    process_share,
     scan_inputs,
     skipped_note,
     state_note,
@@ -375,13 +378,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for (src, _), target in zip(inputs, targets):
         if target.parent.exists():  # a folder still to be made holds nothing to overwrite
             check_output_file(target, [src], args.overwrite)
+    # Under torchrun each process takes its share of the files (checked above as a whole, as one run would).
+    shared = process_share(list(zip(inputs, targets)))
+    inputs, targets = [i for i, _ in shared], [t for _, t in shared]
+    if not inputs:
+        final_line(f"no files left for this process{process_note()}")
+        return 0
     if args.tile_size is not None and args.tile_size < 0:
         raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {args.tile_size}")
     if args.tile_size and str(model_name).lower().endswith(".onnx"):
         raise ConfigError(
             f"{model_name}: --tile-size needs a .safetensors model or a built-in style, not an .onnx file"
         )
-    model = _load_any(model_name, args.device, args.precision)
+    model = _load_any(model_name, process_device(args.device), args.precision)
     # Every input read before any output: a damaged file named here stops the run, one found in a folder is skipped.
     pictures, kept = [], []
     for i, (src, _rel) in enumerate(inputs):
@@ -418,7 +427,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     where = targets[kept[0]] if single else out
     final_line(
         f"wrote {len(kept)} image(s) to {where} with {model.name} ({seconds:.1f} s on "
-        f"{getattr(model, 'device', 'cpu')}{skipped_note(skipped)})"
+        f"{getattr(model, 'device', 'cpu')}{skipped_note(skipped)}){process_note()}"
     )
     return 0
 
