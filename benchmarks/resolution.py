@@ -19,7 +19,8 @@ Sizes are the result's long side; the photo is the 3:2 Kodak lighthouse, resized
 Run:   OMP_NUM_THREADS=2 python benchmarks/resolution.py                  (CPU: 256 512 1024 px, a few minutes)
        python benchmarks/resolution.py --device cuda --sizes 1024 2048 4096 --tile 1024
 Smoke: python benchmarks/resolution.py --methods adain --sizes 128 --tile 64 --out /tmp/r.json --plot /tmp/r.png
-Rows are merged into ``--out`` by (method, size, mode), so methods and sizes can be run separately.
+Rows are merged into ``--out`` by (method, size, mode, precision), so methods, sizes and precisions can be run
+separately; the plot shows the ``auto`` precision rows.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -45,23 +47,24 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 import torch
-method, size, tile, device, iterations, out = sys.argv[1:7]
+method, size, tile, device, iterations, out, precision = sys.argv[1:8]
 size, tile, iterations = int(size), int(tile), int(iterations)
 from stylist.image import load_tensor, resize_long_side
-photo = load_tensor(sys.argv[7])
-style = sys.argv[8]
+photo = load_tensor(sys.argv[8])
+style = sys.argv[9]
 if method == "apply":
     from stylist.feedforward import load_model
-    model = load_model("starry-night", device)
+    model = load_model("starry-night", device, "auto" if precision == "auto" else precision)
     run = lambda x, t: model.stylize(x, tile_size=t)
 elif method in ("adain", "wct"):
     from stylist.arbitrary import ArbitraryConfig, stylize_arbitrary
-    run = lambda x, t: stylize_arbitrary(x, style, ArbitraryConfig(method=method, device=device, tile_size=t))
+    cfg = lambda t: ArbitraryConfig(method=method, device=device, precision=precision, tile_size=t)
+    run = lambda x, t: stylize_arbitrary(x, style, cfg(t))
 else:
     from stylist.optimize import TransferConfig, stylize
     def run(x, t):
         cfg = TransferConfig(size=max(x.shape[-2:]), iterations=iterations, multiscale=False, device=device,
-                             tile_size=t, early_stop_patience=0)
+                             tile_size=t, early_stop_patience=0, precision=precision)
         return stylize(x, style, cfg).image
 cuda = device.startswith("cuda")
 run(resize_long_side(photo, 64), 0)  # networks loaded, allocator warm
@@ -95,6 +98,7 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak / 2**20, "height": y.shape
 def run_child(method: str, size: int, tile: int, args: argparse.Namespace, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-c", CHILD, method, str(size), str(tile), args.device, str(args.iterations), str(out)]
+    cmd.append(args.precision)
     done = subprocess.run([*cmd, str(CONTENT), str(STYLE)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
@@ -118,11 +122,12 @@ def compare(method: str, whole_path: Path, tiled_path: Path, tile: int) -> dict:
     whole, tiled = torch.load(whole_path), torch.load(tiled_path)
     tiles = grid_of(method, (whole.shape[-2], whole.shape[-1]), tile)
     diff = (whole - tiled).abs()
+    seams = {"seam_ratio_tiled": seam_ratio(tiled, tiles), "seam_ratio_whole": seam_ratio(whole, tiles)}
     return {
         "max_diff": float(diff.max()),
         "mean_diff": float(diff.mean()),
-        "seam_ratio_tiled": seam_ratio(tiled, tiles),
-        "seam_ratio_whole": seam_ratio(whole, tiles),
+        # None: the image fitted in one tile (no borders to check)
+        **{k: None if math.isnan(v) else v for k, v in seams.items()},
     }
 
 
@@ -137,7 +142,10 @@ def plot(rows: list[dict], path: Path, device: str) -> None:
             pts = sorted(
                 (r["pixels"], r["peak_mb"], r["seconds"])
                 for r in rows
-                if r["method"] == method and r["mode"] == mode and "peak_mb" in r
+                if r["method"] == method
+                and r["mode"] == mode
+                and "peak_mb" in r
+                and r.get("precision", "auto") == "auto"
             )
             if not pts:
                 continue
@@ -165,6 +173,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=256, help="tile side of the tiled runs, px [256]")
     parser.add_argument("--modes", nargs="+", choices=("whole", "tiled"), default=["whole", "tiled"])
     parser.add_argument("--iterations", type=int, default=5, help="transfer: L-BFGS iterations [5]")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16, for every method [auto]")
     parser.add_argument("--out", type=Path, help="JSON path [benchmarks/results/resolution-{device}.json]")
     parser.add_argument("--plot", type=Path, help="PNG path [docs/images/resolution-{device}.png]")
     args = parser.parse_args()
@@ -180,6 +189,7 @@ def main() -> None:
                     paths[mode] = Path(tmp) / f"{method}-{size}-{mode}.pt"
                     result = run_child(method, size, 0 if mode == "whole" else args.tile, args, paths[mode])
                     row = {"method": method, "size": size, "mode": mode, "tile": args.tile if mode == "tiled" else 0}
+                    row["precision"] = args.precision
                     row.update(result)
                     if "height" in result:
                         row["pixels"] = result["height"] * result["width"]
@@ -188,8 +198,12 @@ def main() -> None:
                 if all(p.exists() for p in paths.values()) and len(paths) == 2:
                     rows[-1].update(compare(method, paths["whole"], paths["tiled"], args.tile))
                     print(json.dumps(rows[-1]), flush=True)
-    keys = {(r["method"], r["size"], r["mode"]) for r in rows}
-    merged = [r for r in old if (r["method"], r["size"], r["mode"]) not in keys] + rows
+
+    def key(r: dict) -> tuple:
+        return r["method"], r["size"], r["mode"], r.get("precision", "auto")
+
+    keys = {key(r) for r in rows}
+    merged = [r for r in old if key(r) not in keys] + rows
     merged.sort(key=lambda r: (METHODS.index(r["method"]), r["size"], r["mode"] != "whole"))
     report = {
         "benchmark": "resolution",

@@ -993,8 +993,10 @@ class TiledObjective:
     gradient into the image's. The sums are the whole image's, so loss and gradient are the whole-image
     Objective's up to floating-point rounding: no seams and no blending, at about 1.5 times the compute
     (two forward passes) and the memory of one tile. The painting's Grams and the photo's content features
-    are taken in tiles the same way. Stylist's, not Gatys et al.'s (who optimised whole images); masks
-    (spatial control) are not tiled.
+    are taken in tiles the same way. The Gram sums are float32 even when VGG runs in bfloat16 (a bf16
+    Gram per tile would add a rounding per tile; the whole-image Objective rounds its one Gram to bf16),
+    so under bf16 the two differ by that rounding. Stylist's, not Gatys et al.'s (who optimised whole
+    images); masks (spatial control) are not tiled.
     """
 
     def __init__(
@@ -1063,7 +1065,7 @@ class TiledObjective:
             for n in self.cfg.style_layers:
                 counts[n] += inner[n].shape[-2] * inner[n].shape[-1]
             for n in layers:
-                g = gram(inner[n], "paper")
+                g = gram(inner[n].float(), "paper")
                 sums[n] = g if n not in sums else sums[n] + g
         return {n: self._normed(sums[n], n, counts[n]) for n in layers}, counts
 
@@ -1096,7 +1098,7 @@ class TiledObjective:
             with torch.enable_grad():
                 inner = self._interiors(t, region)
                 part = sum(
-                    (slopes[n] * self._normed(gram(inner[n], "paper"), n, self.counts[n])).sum()
+                    (slopes[n] * self._normed(gram(inner[n].float(), "paper"), n, self.counts[n])).sum()
                     for n in cfg.style_layers
                 )
                 lc = self._content_part(inner, targets)
