@@ -547,6 +547,7 @@ def stylize(
         def callback(p: Progress) -> bool | None:  # the user sees colour, the loop works on grey
             return user_callback(replace(p, image=show(p.image)))
 
+    net = build_network(cfg, device)  # first: it checks the layer names min_side() reads
     final_hw = fit_size(content_t.shape[-2], content_t.shape[-1], cfg.size or default_size(device))
     check_min_side(  # issue 19: refused before any work (the optimised image itself cannot be padded)
         final_hw, min_side(cfg), f"{source_name(content, 'content image')} (the result at this --size)", "raise --size"
@@ -559,7 +560,6 @@ def stylize(
         raise ConfigError(
             "--mask needs each level optimised whole, and this --size needs tiles: lower --size or raise --max-memory"
         )
-    net = build_network(cfg, device)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
