@@ -501,15 +501,15 @@ def _gather(
     dtype: torch.dtype,
 ) -> list[RunningMoments]:
     """The photo's whole-image statistics at ``level`` (one set per mask, or one), summed over the
-    interiors of tiles with the encoder's margin: each position once, as in the whole-image run."""
+    interiors of the tiles: each position once, as in the whole-image run."""
     # The decoding pass's margin, though the encoder needs less: tiles of one size keep the heap from
     # fragmenting (see stylist.tiling.grid), which costs less than the extra context.
     margin = MARGIN[level.name]
-    moments = [RunningMoments(level.covariance) for _ in (masks or [None])]
+    moments = [RunningMoments(level.covariance) for _ in range(len(masks) if masks else 1)]
+    scale = 1 / 2 ** LEVELS.index(level.name)  # the level's stride
     for t in grid(padded.shape[-2], padded.shape[-1], level.tile, margin, level.multiple):
         f = encoder(t.region(padded).to(device, dtype).contiguous(memory_format=torch.channels_last), level.name)
         f = f[level.name]
-        scale = f.shape[-2] / (t.bottom - t.top)
         inner = t.interior(f, scale)
         for i, m in enumerate(moments):
             m.add(inner, None if masks is None else t.inner(masks[i], scale))

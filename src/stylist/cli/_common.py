@@ -410,6 +410,26 @@ def process_share(items: Sequence[_Item]) -> list[_Item]:
     return list(items[rank::world])
 
 
+def all_checked() -> None:
+    """Under torchrun, wait until every process has checked the whole run: otherwise a process that
+    starts late would find the results of a faster one and refuse to overwrite them. Nothing otherwise."""
+    if torchrun_rank()[1] == 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")  # a barrier only: gloo works beside any device
+    dist.barrier()
+
+
+def all_done() -> None:
+    """Leave the process group :func:`all_checked` joined (torchrun), once this process's share is written."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def process_device(name: str) -> str:
     """``name``, or ``cuda:LOCAL_RANK`` under torchrun when ``name`` is auto or cuda and a GPU is there
     (one GPU per process)."""

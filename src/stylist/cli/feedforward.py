@@ -60,6 +60,8 @@ from ._common import (
     add_resume,
     add_size,
     add_tile_size,
+    all_checked,
+    all_done,
     cadence,
     check_output_file,
     check_output_folder,
@@ -379,9 +381,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if target.parent.exists():  # a folder still to be made holds nothing to overwrite
             check_output_file(target, [src], args.overwrite)
     # Under torchrun each process takes its share of the files (checked above as a whole, as one run would).
+    all_checked()
     shared = process_share(list(zip(inputs, targets)))
     inputs, targets = [i for i, _ in shared], [t for _, t in shared]
     if not inputs:
+        all_done()
         final_line(f"no files left for this process{process_note()}")
         return 0
     if args.tile_size is not None and args.tile_size < 0:
@@ -424,6 +428,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         done += len(group)
         bar.update(done, len(jobs))
     bar.close()
+    all_done()
     where = targets[kept[0]] if single else out
     final_line(
         f"wrote {len(kept)} image(s) to {where} with {model.name} ({seconds:.1f} s on "
