@@ -153,9 +153,13 @@ def plot(rows: list[dict], path: Path, device: str) -> None:
             kw = {"color": colours[method], "label": f"{method} {mode}"}
             mem.plot(px, [p[1] for p in pts], style, **kw)
             sec.plot(px, [p[2] for p in pts], style, **kw)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     for ax, label in ((mem, "peak memory rise, MiB"), (sec, "time, s")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("megapixels")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)

@@ -898,10 +898,13 @@ def evaluate(
 # backward pass and their gradients), measured by benchmarks/resolution.py on the CPU in float32; bf16
 # keeps the activations in half the bytes.
 VGG_BYTES_PER_PIXEL = 2600.0
-# Bytes per pixel of the state every level holds at its full size, whether tiled or not: the image, its
-# gradient, the content photo and L-BFGS's working vectors (float32, 3 channels each), besides the history.
-STATE_BYTES_PER_PIXEL = 6 * 12.0
+# Bytes per pixel of the state every level holds at its full size, whether tiled or not, besides the
+# history: float32 RGB copies (12 bytes a pixel) of the image, its gradient, the content photo, the
+# loop's start and lowest points and L-BFGS's working vectors (flat gradient, previous one, direction),
+# with slack for a resize; an estimate from the code, not a measurement.
+STATE_BYTES_PER_PIXEL = 10 * 12.0
 MIN_HISTORY = 5  # L-BFGS's fewest curvature pairs at a tiled level (Nocedal and Wright suggest 3 to 20)
+PREFERRED_TILE = 1024  # px: margins (96 px a side for relu5_1) then cost a third more compute, not three times
 
 
 def vgg_grid(layers: Sequence[str], arch: str = "vgg19") -> tuple[int, int]:
@@ -931,9 +934,10 @@ def plan_memory(
 
     A level runs whole when its estimated peak fits the budget (``cfg.max_memory`` GB, else
     :func:`stylist.tiling.budget_bytes` of the device) and ``cfg.tile_size`` does not ask for tiles;
-    otherwise in the largest tiles that fit beside the full-size state (image, gradient, L-BFGS history,
-    reduced to fit, down to :data:`MIN_HISTORY` pairs). ConfigError (one line) when a level cannot fit
-    even then, or when ``cfg.tile_size`` is 0 and a level does not fit whole.
+    otherwise in tiles: the largest up to :data:`PREFERRED_TILE` that leave room beside the full-size
+    state (image, gradient, content targets) for :data:`MIN_HISTORY` L-BFGS pairs, then as many pairs
+    as fit (at most 100), then the largest tiles that fit beside them. ConfigError (one line) when a
+    level cannot fit even then, or when ``cfg.tile_size`` is 0 and a level does not fit whole.
     """
     budget = budget_bytes(device, cfg.max_memory)
     vgg = VGG_BYTES_PER_PIXEL * (0.55 if precision == "bf16" else 1.0)
@@ -950,15 +954,20 @@ def plan_memory(
             continue
         if cfg.tile_size == 0:
             raise ConfigError(_too_big(h, w, whole, budget, "whole (--tile-size 0)"))
-        smallest = (MIN_TILE + 2 * margin) ** 2 * vgg
-        history = pairs
-        if cfg.optimizer == "lbfgs":  # as many pairs as fit beside the smallest tiles
-            room = (budget - smallest - px * (STATE_BYTES_PER_PIXEL + _content_bytes(cfg))) / (px * history_bytes)
-            history = int(min(LBFGS_HISTORY, max(MIN_HISTORY, room)))
-        state = px * (STATE_BYTES_PER_PIXEL + history * history_bytes + _content_bytes(cfg))
-        if state + smallest > budget:
-            raise ConfigError(_too_big(h, w, state + smallest, budget, "even in tiles"))
-        tile = tile_for_budget(int(budget - state), vgg, margin, stride)
+        per_pixel = px * (STATE_BYTES_PER_PIXEL + _content_bytes(cfg))
+        preferred = min(PREFERRED_TILE, cfg.tile_size or PREFERRED_TILE)
+        history = -1
+        for want in sorted({preferred, *range(MIN_TILE, preferred, MIN_TILE)}, reverse=True):
+            # the largest tile, down from PREFERRED_TILE, that leaves room for MIN_HISTORY pairs: small tiles
+            # waste compute on margins, while L-BFGS usually needs only 3 to 20 pairs (Nocedal and Wright)
+            room = (budget - (want + 2 * margin) ** 2 * vgg - per_pixel) / (px * history_bytes)
+            if room >= (MIN_HISTORY if cfg.optimizer == "lbfgs" else pairs):
+                history = int(min(pairs, room))
+                break
+        if history < 0:
+            need = per_pixel + (MIN_TILE + 2 * margin) ** 2 * vgg + px * history_bytes * min(pairs, MIN_HISTORY)
+            raise ConfigError(_too_big(h, w, need, budget, "even in tiles"))
+        tile = tile_for_budget(int(budget - per_pixel - px * history * history_bytes), vgg, margin, stride)
         if cfg.tile_size:
             tile = min(tile, max(stride, cfg.tile_size // stride * stride))
         plan.append((tile, history))
