@@ -613,7 +613,9 @@ class StyleModel:
 
     A PIL image or a path gives a PIL image back, a tensor (B, 3, H, W) in [0, 1] gives a
     tensor. ``size`` scales the input's long side first; ``preserve_color="luminance"``
-    keeps the photo's colours (the network's luminance on the photo's chroma).
+    keeps the photo's colours (the network's luminance on the photo's chroma); ``tile_size``
+    (px; None: only when the image would not fit the device's memory, 0: never) stylises in tiles
+    with the whole image's instance-norm statistics (:func:`stylize_tiled`).
     """
 
     def __init__(
