@@ -132,7 +132,7 @@ class RunningMoments:
     def add(self, features: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         """Add the positions of ``features`` (1, C, h, w) (an interior; any float dtype)."""
         f = features[0].reshape(features.shape[1], -1).double()
-        w = None if weights is None else weights.reshape(1, -1).double()
+        w = None if weights is None else weights.reshape(1, -1).to(f.device, torch.float64)
         fw = f if w is None else f * w
         count = float(f.shape[1]) if w is None else float(w.sum())
         s = fw.sum(1)
