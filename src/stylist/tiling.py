@@ -32,6 +32,10 @@ from .errors import ConfigError
 # allocator's slack and everything else on the machine.
 BUDGET_SHARE = 0.7
 MIN_TILE = 64  # px: below this the margins would cost more than the interiors
+# Bytes per pixel of the full-size images a tiled one-pass run keeps in RAM (input, padded copy, result
+# and its copies, float32 RGB, and the allocator's slack): the growth of the tiled peak above the tile
+# size measured by benchmarks/resolution.py (0.2 kB/px for the feed-forward network, less for AdaIN).
+IMAGE_BYTES_PER_PIXEL = 200.0
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,9 @@ def choose_tile(
     """The interior side to tile ``hw`` with, or None to run the whole image at once.
 
     ``tile_size`` 0 forces a whole-image run, a positive value tiles whenever the image is larger; None
-    (auto) tiles only when the whole image would need more than the budget at ``bytes_per_pixel``.
+    (auto) tiles only when the whole image would need more than the budget at ``bytes_per_pixel``, with
+    the largest tiles that fit beside the full-size images a tiled run keeps (in RAM: on the CPU they
+    share the budget, on a GPU they do not).
     """
     if tile_size is not None and tile_size < 0:
         raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {tile_size}")
@@ -209,7 +215,8 @@ def choose_tile(
         budget = budget_bytes(device)
         if hw[0] * hw[1] * bytes_per_pixel <= budget:
             return None
-        tile_size = tile_for_budget(budget, bytes_per_pixel, margin, multiple)
+        held = hw[0] * hw[1] * IMAGE_BYTES_PER_PIXEL if device.type == "cpu" else 0
+        tile_size = tile_for_budget(budget - held, bytes_per_pixel, margin, multiple)
     return None if max(hw) <= tile_size else tile_size
 
 
