@@ -215,7 +215,7 @@ def choose_tile(
         budget = budget_bytes(device)
         if hw[0] * hw[1] * bytes_per_pixel <= budget:
             return None
-        held = hw[0] * hw[1] * IMAGE_BYTES_PER_PIXEL if device.type == "cpu" else 0
+        held = int(hw[0] * hw[1] * IMAGE_BYTES_PER_PIXEL) if device.type == "cpu" else 0
         tile_size = tile_for_budget(budget - held, bytes_per_pixel, margin, multiple)
     return None if max(hw) <= tile_size else tile_size
 
