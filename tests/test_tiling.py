@@ -23,7 +23,17 @@ from stylist.arbitrary import ArbitraryConfig, stylize_arbitrary
 from stylist.cli import main
 from stylist.feedforward import MARGIN, MULTIPLE, load_model, stylize_tiled
 from stylist.image import load_tensor, resize_long_side
-from stylist.optimize import Objective, TiledObjective, TransferConfig, build_network, feature_norms_for, stylize
+from stylist.optimize import (
+    MIN_HISTORY,
+    Objective,
+    TiledObjective,
+    TransferConfig,
+    build_network,
+    feature_norms_for,
+    plan_levels,
+    plan_memory,
+    stylize,
+)
 from stylist.tiling import RunningMoments, grid, seam_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +113,14 @@ def test_apply_tiles_in_the_api_and_keeps_sizes_not_multiples_of_four() -> None:
     assert (tiled - whole).abs().max() < ONE_PASS_BOUND
 
 
+def test_apply_command_tiles_to_the_same_picture(tmp_path: Path, content_path: Path) -> None:
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    common = ["apply", "starry-night", str(content_path), "--size", "150", "--device", "cpu", "-q"]
+    assert main([*common, "-o", str(whole), "--tile-size", "0"]) == 0
+    assert main([*common, "-o", str(tiled), "--tile-size", "64"]) == 0
+    assert (load_tensor(whole) - load_tensor(tiled)).abs().max() <= 1 / 255  # 8-bit rounding at most
+
+
 def test_adain_tiled_is_the_whole_image_result_with_masks() -> None:
     x = photo(192)
     left = torch.zeros(1, 1, *x.shape[-2:])
@@ -157,6 +175,17 @@ def test_transfer_tiled_is_the_whole_image_result(content_path: Path, style_path
     assert (tiled.image - whole.image).abs().max() < OPTIMISATION_BOUND
     assert [round(r["total"], 3) for r in tiled.history] == [round(r["total"], 3) for r in whole.history]
     no_seams(tiled.image, whole.image, grid(*tiled.image.shape[-2:], 32, 16, 4))
+
+
+def test_memory_plan_tiles_only_the_levels_that_do_not_fit() -> None:
+    cfg = TransferConfig(size=3840, max_memory=16)
+    sizes = [hw for hw, _ in plan_levels((2560, 3840), cfg)]
+    plan = plan_memory(sizes, cfg, torch.device("cpu"), "bf16")
+    assert plan[:-1] == [None, None]  # the coarse levels as today
+    tile, history = plan[-1]
+    assert 512 <= tile <= 2048 and MIN_HISTORY <= history <= 100
+    small = plan_memory([(100, 150)], TransferConfig(), torch.device("cpu"), "fp32")
+    assert small == [None]  # what fits stays whole: the untiled path, bit for bit as before
 
 
 # --- memory ----------------------------------------------------------------------------------------------------
