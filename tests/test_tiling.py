@@ -25,6 +25,7 @@ from stylist.feedforward import MARGIN, MULTIPLE, load_model, stylize_tiled
 from stylist.image import load_tensor, resize_long_side
 from stylist.optimize import (
     MIN_HISTORY,
+    Interrupted,
     Objective,
     TiledObjective,
     TransferConfig,
@@ -307,3 +308,20 @@ def test_torchrun_shares_a_folder_with_the_outputs_of_one_run(tmp_path: Path, co
     for name in names:
         a, b = load_tensor(tmp_path / "one" / name), load_tensor(tmp_path / "two" / name)
         assert torch.equal(a, b), name
+
+
+def test_a_tiled_run_resumes_to_the_unbroken_result(content_path: Path, style_path: Path) -> None:
+    cfg = TransferConfig(
+        size=96, iterations=6, multiscale=False, early_stop_patience=0, device="cpu", precision="fp32",
+        tile_size=32, **SHALLOW,
+    )  # fmt: skip
+    unbroken = stylize(content_path, style_path, cfg)
+
+    def stop_at_3(p) -> None:
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as stop:
+        stylize(content_path, style_path, cfg, stop_at_3)
+    resumed = stylize(content_path, style_path, cfg, resume=stop.value.result.checkpoint())
+    assert torch.equal(resumed.image, unbroken.image)
