@@ -19,6 +19,9 @@ Departures from the paper, each switchable:
   fixed set of photographs, from the weight source's table (:mod:`stylist.weights`; the
   same divisors every method and the metrics use), a per-layer stand-in for the paper's
   normalisation (``layer_balance=False`` uses the raw activations);
+- at print size a level too large for the memory (``max_memory``) is optimised in tiles whose sums
+  give the whole image's loss and exact gradient (:class:`TiledObjective`, issue 18), so the result
+  is the whole-image one up to rounding; L-BFGS then keeps fewer than 100 pairs if memory is short;
 - on hardware with fast bfloat16 (CUDA, CPUs with AMX or AVX512-BF16) the VGG passes run in bfloat16
   (the network is cast once) while the image, Grams and losses stay float32 (``precision="fp32"`` turns it off).
 """
@@ -170,8 +173,9 @@ class TransferConfig:
     # Memory the run may use, GB; None = the device's (seven tenths of the free GPU memory, or of the available RAM).
     # A level that would need more is optimised in tiles, with the same loss and gradient.
     max_memory: float | None = None
-    # Side of the tiles of a level too large for --max-memory, px; None = the largest that fits, 0 = never
-    # tile (refuse a size that does not fit), a positive value tiles every level larger than it.
+    # Side of the tiles of a level too large for --max-memory, px; None = chosen from the memory (up to
+    # 1024 px first), 0 = never tile (refuse a size that does not fit), a positive value tiles every level
+    # larger than it.
     tile_size: int | None = None
 
     def validate(self) -> None:
