@@ -63,6 +63,7 @@ from .errors import ConfigError
 from .image import ImageLike, fit_min_side, load_tensor, pad_to_fit, resize_long_side, source_name
 from .losses import layer_mask, mean_std
 from .masks import load_masks
+from .tiling import RunningMoments, choose_tile, grid
 
 # --- configuration ------------------------------------------------------------------------------------
 
@@ -101,6 +102,9 @@ class ArbitraryConfig:
     precision: str = "auto"
     # Refuse input images with more pixels than this; None = Pillow's limit (about 89 million).
     max_pixels: int | None = None
+    # Side of the tiles a large image is stylised in, px (the same result in bounded memory, see
+    # stylist.tiling); None = tiles only when the whole image would not fit the device's memory, 0 = never.
+    tile_size: int | None = None
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for a value Stylist cannot use."""
@@ -131,6 +135,8 @@ class ArbitraryConfig:
             raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISIONS)}")
         if self.max_pixels is not None and self.max_pixels <= 0:
             raise ConfigError(f"--max-pixels must be a positive number of pixels; got {self.max_pixels}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {self.tile_size}")
 
 
 def _check_shares(weights: Sequence[float] | None, flag: str) -> None:
@@ -269,10 +275,14 @@ def stylize_arbitrary(
     decoder = decoder if decoder is not None else load_decoder(cfg.method, cfg.decoder, device)
     encoder = encoder if encoder is not None else shared_encoder(device)
     decoder, encoder = _place(decoder, device, dtype), _place(encoder, device, dtype)
+    hw = (prep.content.shape[-2], prep.content.shape[-1])
+    multiple = 8 if cfg.method == "adain" else 16
+    bytes_per_pixel = BYTES_PER_PIXEL[cfg.method] * (0.5 if dtype == torch.bfloat16 else 1.0)
+    tile = choose_tile(hw, cfg.tile_size, device, bytes_per_pixel, max(MARGIN.values()), multiple)
     with torch.inference_mode():
         # The decoder is the kind cfg.method names (Decoder for adain, WCTDecoders for wct).
         run: Callable[..., torch.Tensor] = _run_adain if cfg.method == "adain" else _run_wct
-        out = run(prep, cfg, encoder, decoder, device, dtype)
+        out = run(prep, cfg, encoder, decoder, device, dtype, tile)
     out = out.float().clamp(0, 1).cpu()
     if cfg.preserve_color == "luminance":
         out = with_chroma(out, prep.photo)
@@ -376,8 +386,25 @@ def _mask_at(
 
 
 def _run_adain(
-    prep: Prepared, cfg: ArbitraryConfig, encoder: Encoder, decoder: Decoder, device: torch.device, dtype: torch.dtype
+    prep: Prepared,
+    cfg: ArbitraryConfig,
+    encoder: Encoder,
+    decoder: Decoder,
+    device: torch.device,
+    dtype: torch.dtype,
+    tile: int | None = None,
 ) -> torch.Tensor:
+    if tile is not None:
+        styles = [
+            _style_features(encoder, s, 8, device, dtype, ADAIN_LEVEL, prep.cache)[ADAIN_LEVEL] for s in prep.styles
+        ]
+        moments = [mean_std(fs) for fs in styles]
+
+        def to_targets(f: torch.Tensor, stats: list[RunningMoments]) -> list[torch.Tensor]:
+            return [_adain_with(f, c, s_mean, s_std) for c, (s_mean, s_std) in zip(stats, moments)]
+
+        level = _Level(ADAIN_LEVEL, 8, cfg.alpha, tile, False)
+        return _stylize_level_tiled(prep.content, prep, level, encoder, decoder, device, dtype, to_targets)
     h, w = prep.content.shape[-2:]
     fc = _features_of(encoder, prep.content, 8, device, dtype, ADAIN_LEVEL)[ADAIN_LEVEL]
     targets = []
@@ -397,6 +424,7 @@ def _run_wct(
     decoders: WCTDecoders,
     device: torch.device,
     dtype: torch.dtype,
+    tile: int | None = None,
 ) -> torch.Tensor:
     missing = [lv for lv in cfg.levels if lv not in decoders.levels]
     if missing:
@@ -409,6 +437,9 @@ def _run_wct(
     strengths = cfg.level_alphas or (1.0,) * len(cfg.levels)
     image = prep.content
     for level, strength in zip(cfg.levels, strengths):
+        if tile is not None:
+            image = _wct_level_tiled(image, prep, level, cfg.alpha * strength, tile, style_feats, encoder, decoders)
+            continue
         fc = _features_of(encoder, image, 16, device, dtype, level)[level]
         masks = _mask_at(prep.masks, (fc.shape[-2], fc.shape[-1]), 16, device)
         targets = [wct(fc, sf[level], None if masks is None else masks[i]) for i, sf in enumerate(style_feats)]
@@ -418,3 +449,134 @@ def _run_wct(
             decoders[level](t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w].float().clamp(0, 1)
         )
     return image
+
+
+# --- tiled inference (issue 18) -------------------------------------------------------------------------------
+
+# Receptive-field radii, px at the input, of the encoder up to each level (3x3 convolutions and 2x2
+# poolings of VGG-19) and of the decoder from it (its mirror, 3x3 convolutions and x2 upsamplings).
+ENCODER_RADIUS = {"relu1_1": 1, "relu2_1": 5, "relu3_1": 12, "relu4_1": 34, "relu5_1": 78}
+DECODER_RADIUS = {"relu1_1": 1, "relu2_1": 5, "relu3_1": 11, "relu4_1": 31, "relu5_1": 71}
+# A tile's margin at each level: encoder and decoder radii together, rounded up to the level's stride grid
+# (8 px for AdaIN's padding, 16 px for WCT's).
+MARGIN = {lv: math.ceil((ENCODER_RADIUS[lv] + DECODER_RADIUS[lv] + 1) / 16) * 16 for lv in LEVELS}
+# Peak bytes per input pixel of a whole-image float32 run (measured by benchmarks/resolution.py on the
+# CPU: the 64-channel full-size features of the encoder's and decoder's first block); what the
+# automatic tile size plans with. bf16 halves them.
+BYTES_PER_PIXEL = {"adain": 1400.0, "wct": 1600.0}
+
+
+@dataclass
+class _Level:
+    """One level of a tiled run: where the features are changed, the grid's stride, the strength."""
+
+    name: str
+    multiple: int
+    alpha: float
+    tile: int
+    covariance: bool  # WCT's mean and covariance, else AdaIN's mean and variance
+
+
+def _adain_with(
+    f: torch.Tensor, content: RunningMoments, s_mean: torch.Tensor, s_std: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """:func:`adain` of features ``f`` with the photo's statistics given (the whole image's, gathered in tiles)."""
+    c_mean = content.mean().float().to(f.device).view(1, -1, 1, 1)
+    c_std = (content.variance() + eps).sqrt().float().to(f.device).view(1, -1, 1, 1)
+    return (f.float() - c_mean) / c_std * s_std + s_mean
+
+
+def _wct_with(f: torch.Tensor, transform: torch.Tensor, c_mean: torch.Tensor, s_mean: torch.Tensor) -> torch.Tensor:
+    """:func:`wct` of features ``f`` (1, C, h, w) with the whole image's transform and means (float64)."""
+    _, c, h, w = f.shape
+    out = transform @ (f[0].reshape(c, -1).double() - c_mean) + s_mean
+    return out.reshape(1, c, h, w).float()
+
+
+def _gather(
+    padded: torch.Tensor,
+    level: _Level,
+    masks: list[torch.Tensor] | None,
+    encoder: Encoder,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> list[RunningMoments]:
+    """The photo's whole-image statistics at ``level`` (one set per mask, or one), summed over the
+    interiors of the tiles: each position once, as in the whole-image run."""
+    # The decoding pass's margin, though the encoder needs less: tiles of one size keep the heap from
+    # fragmenting (see stylist.tiling.grid), which costs less than the extra context.
+    margin = MARGIN[level.name]
+    moments = [RunningMoments(level.covariance) for _ in range(len(masks) if masks else 1)]
+    scale = 1 / 2 ** LEVELS.index(level.name)  # the level's stride
+    for t in grid(padded.shape[-2], padded.shape[-1], level.tile, margin, level.multiple):
+        f = encoder(t.region(padded).to(device, dtype).contiguous(memory_format=torch.channels_last), level.name)
+        f = f[level.name]
+        inner = t.interior(f, scale)
+        for i, m in enumerate(moments):
+            m.add(inner, None if masks is None else t.inner(masks[i], scale))
+    return moments
+
+
+def _stylize_level_tiled(
+    image: torch.Tensor,
+    prep: Prepared,
+    level: _Level,
+    encoder: Encoder,
+    decoder: Decoder,
+    device: torch.device,
+    dtype: torch.dtype,
+    to_targets: Callable[[torch.Tensor, list[RunningMoments]], list[torch.Tensor]],
+) -> torch.Tensor:
+    """One level of AdaIN or WCT on ``image`` (1, 3, H, W) in tiles, with the whole image's statistics:
+    a pass gathers them, a second changes each tile's features with them, decodes it and keeps its
+    interior. Returns (1, 3, H, W) float32 on the CPU, unclamped, as the whole-image run's decoder gives."""
+    h, w = image.shape[-2:]
+    padded = pad_to_multiple(image.float().cpu(), level.multiple)
+    stride = 2 ** LEVELS.index(level.name)
+    feat_hw = (padded.shape[-2] // stride, padded.shape[-1] // stride)
+    masks = (
+        None
+        if prep.masks is None
+        else [layer_mask(pad_to_multiple(m.cpu(), level.multiple), feat_hw) for m in prep.masks]
+    )
+    stats = _gather(padded, level, masks, encoder, device, dtype)
+    out = torch.empty(1, 3, padded.shape[-2], padded.shape[-1])
+    for t in grid(padded.shape[-2], padded.shape[-1], level.tile, MARGIN[level.name], level.multiple):
+        f = encoder(t.region(padded).to(device, dtype).contiguous(memory_format=torch.channels_last), level.name)
+        fc = f[level.name]
+        region_masks = None if masks is None else [t.region(m, 1 / stride).to(device) for m in masks]
+        target = blend(fc, to_targets(fc, stats), prep.shares, region_masks)
+        target = level.alpha * target + (1 - level.alpha) * fc.float()
+        t.place(out, decoder(target.to(dtype).contiguous(memory_format=torch.channels_last)).float().cpu())
+    return out[..., :h, :w]
+
+
+def _wct_level_tiled(
+    image: torch.Tensor,
+    prep: Prepared,
+    level: str,
+    alpha: float,
+    tile: int,
+    style_feats: list[dict[str, torch.Tensor]],
+    encoder: Encoder,
+    decoders: WCTDecoders,
+) -> torch.Tensor:
+    """One WCT level in tiles (:func:`_stylize_level_tiled`), clamped to [0, 1] as the whole-image level."""
+    device = next(encoder.parameters()).device
+    dtype = next(encoder.parameters()).dtype
+    styles = []
+    for sf in style_feats:
+        f = sf[level]
+        styles.append(_covariance(f[0].reshape(f.shape[1], -1)))
+
+    transforms: list[tuple[torch.Tensor, torch.Tensor]] = []  # per painting: whitening-colouring, photo's mean
+
+    def to_targets(f: torch.Tensor, stats: list[RunningMoments]) -> list[torch.Tensor]:
+        if not transforms:  # once per level: the eigendecompositions are the costly part
+            for c, (_, s_cov) in zip(stats, styles):
+                c_mean, c_cov = c.mean().to(s_cov.device).view(-1, 1), c.cov().to(s_cov.device)
+                transforms.append((_matrix_power(s_cov, 0.5) @ _matrix_power(c_cov, -0.5), c_mean))
+        return [_wct_with(f, t, c_mean, s[0]) for (t, c_mean), s in zip(transforms, styles)]
+
+    spec = _Level(level, 16, alpha, tile, True)
+    return _stylize_level_tiled(image, prep, spec, encoder, decoders[level], device, dtype, to_targets).clamp(0, 1)

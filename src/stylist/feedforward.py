@@ -53,6 +53,7 @@ from .image import (
     write_atomic,
 )
 from .losses import PerceptualLoss, equal_weights, tv_loss
+from .tiling import RunningMoments, Tile, choose_tile, grid
 from .training import (  # noqa: F401  (TrainProgress, Interrupted: the names callers import from here)
     Batches,
     CropDataset,
@@ -89,9 +90,22 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 # --- the network ---------------------------------------------------------------------------------
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (same weights, same results) whose statistics a tiled run can set from
+    outside: while :attr:`tiled` is set, it normalises with the whole image's statistics, gathered
+    tile by tile (:func:`stylize_tiled`), instead of the statistics of the tile it is given."""
+
+    tiled: _TiledNorms | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tiled is None:
+            return super().forward(x)
+        return self.tiled.normalize(self, x)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm(channels, affine=True)
     return nn.BatchNorm2d(channels)
 
 
@@ -162,6 +176,98 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Sides padded to a multiple of 4 and to MIN_SIDE (the 9x9 reflection pad needs 5 px), cropped back.
         return crop_to(self.core(pad_to_fit(x, MIN_SIDE, MULTIPLE)), x.shape[-2:])
+
+
+# --- tiled inference (issue 18) -------------------------------------------------------------------------
+
+# Receptive-field radius of TransformerNet, px at the input: 9x9 conv (4), two stride-2 3x3 convs
+# (1 + 2), ten 3x3 convs at a quarter size (40), two upsampling 3x3 convs (2 + 1), 9x9 conv (4) = 54,
+# and up to 3 px more where nearest-neighbour upsampling rounds; a tile's margin is the next multiple
+# of the stride (4).
+MARGIN = 60
+# Peak bytes per input pixel of a whole-image float32 forward pass (measured by benchmarks/resolution.py
+# on the CPU; the 32-channel full-size activations and their padded copies); what the automatic tile
+# size plans with.
+BYTES_PER_PIXEL = 1200.0
+
+
+class _Gathered(Exception):
+    """Raised by the norm being gathered once its tile's sums are taken: the rest of the network is not needed."""
+
+
+class _TiledNorms:
+    """The instance norms of one network during a tiled run: the whole-image statistics known so far,
+    and the running sums of the norm whose statistics the current pass gathers."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.layers = [m for m in net.modules() if isinstance(m, InstanceNorm)]
+        self.index = {id(m): k for k, m in enumerate(self.layers)}
+        self.mean: list[torch.Tensor] = []
+        self.var: list[torch.Tensor] = []
+        self.moments: RunningMoments | None = None  # set while a pass gathers norm number len(self.mean)
+        self.tile: Tile | None = None
+
+    def __enter__(self) -> _TiledNorms:
+        for m in self.layers:
+            m.tiled = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for m in self.layers:
+            m.tiled = None
+
+    def normalize(self, m: InstanceNorm, x: torch.Tensor) -> torch.Tensor:
+        k = self.index[id(m)]
+        if k == len(self.mean):  # the norm being gathered: its features' sums over the tile's interior
+            assert self.moments is not None and self.tile is not None
+            self.moments.add(self.tile.interior(x, x.shape[-2] / (self.tile.bottom - self.tile.top)))
+            raise _Gathered
+        mean = self.mean[k].to(x.device, torch.float32).view(1, -1, 1, 1)
+        scale = torch.rsqrt(self.var[k].to(x.device, torch.float32) + m.eps).view(1, -1, 1, 1)
+        y = (x.float() - mean) * scale
+        if m.affine:
+            y = y * m.weight.view(1, -1, 1, 1) + m.bias.view(1, -1, 1, 1)
+        return y.to(x.dtype)
+
+    def gather(self, net: TransformerNet, padded: torch.Tensor, tiles: list[Tile], device: torch.device) -> None:
+        """One pass over the tiles, up to the next norm: its whole-image mean and variance."""
+        self.moments = RunningMoments()
+        for tile in tiles:
+            self.tile = tile
+            try:
+                net.core(tile.region(padded).to(device))
+            except _Gathered:
+                pass
+        self.mean.append(self.moments.mean())
+        self.var.append(self.moments.variance())
+        self.moments, self.tile = None, None
+
+
+@torch.no_grad()
+def stylize_tiled(net: TransformerNet, x: torch.Tensor, tile: int, margin: int = MARGIN) -> torch.Tensor:
+    """``net(x)`` for one image ``x`` (1, 3, H, W) in [0, 1], computed in tiles of at most ``tile`` px a
+    side (plus ``margin`` px of context on each inner side): the same result up to floating-point
+    rounding (about 1e-6), in memory that grows with the tile, not the image. Returns (1, 3, H, W) on
+    ``x``'s device.
+
+    Instance norm takes its statistics from the whole image, not the tile (per-tile statistics would
+    give each tile its own contrast, a seam at every border): the statistics of norm k depend on those
+    of norms 1..k-1, so pass k runs every tile up to norm k, normalising with the k-1 known ones, and
+    sums its features over the tiles' interiors (each position once). Fifteen norms cost about seven
+    whole-image passes in all; a last pass computes each tile and keeps its interior. Batch norm (eval
+    mode) needs no pass. Johnson et al. ran whole images only; the tiling is Stylist's.
+    """
+    device = next(net.parameters()).device
+    h, w = x.shape[-2:]
+    padded = pad_to_fit(x.cpu(), MIN_SIDE, MULTIPLE)
+    tiles = grid(padded.shape[-2], padded.shape[-1], tile, margin, MULTIPLE)
+    out = torch.empty(1, 3, padded.shape[-2], padded.shape[-1])
+    with _TiledNorms(net) as norms:
+        for _ in norms.layers:
+            norms.gather(net, padded, tiles, device)
+        for t in tiles:
+            t.place(out, net.core(t.region(padded).to(device)).float().cpu())
+    return crop_to(out, (h, w)).to(x.device)
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -530,7 +636,9 @@ class StyleModel:
 
     A PIL image or a path gives a PIL image back, a tensor (B, 3, H, W) in [0, 1] gives a
     tensor. ``size`` scales the input's long side first; ``preserve_color="luminance"``
-    keeps the photo's colours (the network's luminance on the photo's chroma).
+    keeps the photo's colours (the network's luminance on the photo's chroma); ``tile_size``
+    (px; None: only when the image would not fit the device's memory, 0: never) stylises in tiles
+    with the whole image's instance-norm statistics (:func:`stylize_tiled`).
     """
 
     def __init__(
@@ -549,11 +657,21 @@ class StyleModel:
         return self.metadata.get("name") or Path(self.metadata.get("style_name", "model")).stem
 
     @torch.no_grad()
-    def stylize(self, images: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> the same, on the CPU."""
-        x = images.to(self.device)
+    def stylize(self, images: torch.Tensor, preserve_color: str = "none", tile_size: int | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> the same, on the CPU.
+
+        ``tile_size`` (px): None tiles only an image too big for the device's memory, 0 never tiles, a
+        positive value tiles any image larger than it (:func:`stylize_tiled`: the same result in
+        bounded memory). ConfigError for a negative value.
+        """
+        hw = (images.shape[-2], images.shape[-1])
+        tile = choose_tile(hw, tile_size, self.device, BYTES_PER_PIXEL * images.shape[0], MARGIN, MULTIPLE)
+        x = images.to(self.device) if tile is None else images.cpu()
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            y = self.net(x).float()
+            if tile is None:
+                y = self.net(x).float()
+            else:
+                y = torch.cat([stylize_tiled(self.net, image[None], tile) for image in x])
         if preserve_color == "luminance":
             y = with_chroma(luminance(y), x.float())
         elif preserve_color != "none":
@@ -562,13 +680,19 @@ class StyleModel:
             )
         return y.clamp(0, 1).cpu()
 
-    def __call__(self, image: ImageLike | torch.Tensor, size: int | None = None, preserve_color: str = "none"):
+    def __call__(
+        self,
+        image: ImageLike | torch.Tensor,
+        size: int | None = None,
+        preserve_color: str = "none",
+        tile_size: int | None = None,
+    ):
         as_tensor = isinstance(image, torch.Tensor)
         # ValueError: see image.py
         x = check_tensor(cast(torch.Tensor, image), "input") if as_tensor else load_tensor(image, "input")
         if size is not None:
             x = resize_long_side(x, size)
-        y = self.stylize(x, preserve_color)
+        y = self.stylize(x, preserve_color, tile_size)
         return y if as_tensor else to_pil(y)
 
 

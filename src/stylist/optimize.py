@@ -19,6 +19,9 @@ Departures from the paper, each switchable:
   fixed set of photographs, from the weight source's table (:mod:`stylist.weights`; the
   same divisors every method and the metrics use), a per-layer stand-in for the paper's
   normalisation (``layer_balance=False`` uses the raw activations);
+- at print size a level too large for the memory (``max_memory``) is optimised in tiles whose sums
+  give the whole image's loss and exact gradient (:class:`TiledObjective`, issue 18), so the result
+  is the whole-image one up to rounding; L-BFGS then keeps fewer than 100 pairs if memory is short;
 - on hardware with fast bfloat16 (CUDA, CPUs with AMX or AVX512-BF16) the VGG passes run in bfloat16
   (the network is cast once) while the image, Grams and losses stay float32 (``precision="fp32"`` turns it off).
 """
@@ -54,8 +57,9 @@ from .image import (
     resize_long_side,
     source_name,
 )
-from .losses import NORMALIZATIONS, TV_KINDS, PerceptualLoss, layer_mask, style_layer_loss, tv_loss
+from .losses import NORMALIZATIONS, TV_KINDS, PerceptualLoss, gram, layer_mask, style_layer_loss, tv_loss
 from .masks import load_masks
+from .tiling import MIN_TILE, Tile, budget_bytes, grid, tile_for_budget
 from .training import check_checkpoint, cpu_copy, resume_options
 from .vgg import POOLING, VGGFeatures, check_layers, layer_names
 from .weights import SOURCES
@@ -68,8 +72,18 @@ INITS = ("content", "noise", "style")
 # A loss this many times the lowest seen at the current level counts as a blow-up (see stylize).
 BLOWUP = 2.0
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 3e-6}
+LBFGS_HISTORY = 100  # curvature pairs L-BFGS keeps (each two image-sized vectors)
 # Options a resumed run may change: none of them alters the state it carries on from.
-RESUME_MAY_CHANGE = ("iterations", "early_stop_patience", "early_stop_tol", "device", "precision", "max_pixels")
+RESUME_MAY_CHANGE = (
+    "iterations",
+    "early_stop_patience",
+    "early_stop_tol",
+    "device",
+    "precision",
+    "max_pixels",
+    "max_memory",
+    "tile_size",
+)
 CHECKPOINT_KIND = "stylist.transfer"
 
 
@@ -161,6 +175,13 @@ class TransferConfig:
     # Refuse input images with more pixels than this (a guard against decompression bombs);
     # None = Pillow's limit, Image.MAX_IMAGE_PIXELS (about 89.5 million).
     max_pixels: int | None = None
+    # Memory the run may use, GB; None = the device's (seven tenths of the free GPU memory, or of the available RAM).
+    # A level that would need more is optimised in tiles, with the same loss and gradient.
+    max_memory: float | None = None
+    # Side of the tiles of a level too large for --max-memory, px; None = chosen from the memory (up to
+    # 1024 px first), 0 = never tile (refuse a size that does not fit), a positive value tiles every level
+    # larger than it.
+    tile_size: int | None = None
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for a value Stylist cannot use."""
@@ -219,6 +240,10 @@ class TransferConfig:
             raise ConfigError(f"--early-stop-patience must be 0 or more; got {self.early_stop_patience}")
         if self.max_pixels is not None and self.max_pixels <= 0:
             raise ConfigError(f"--max-pixels must be a positive number of pixels; got {self.max_pixels}")
+        if self.max_memory is not None and not (self.max_memory > 0 and math.isfinite(self.max_memory)):
+            raise ConfigError(f"--max-memory must be a positive number of GB; got {self.max_memory}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {self.tile_size}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -475,13 +500,16 @@ def initial_image(
     return resize(load_tensor(cfg.init, "--init image", cfg.max_pixels).to(content.device), (h, w))
 
 
-def make_optimizer(cfg: TransferConfig, x: torch.Tensor, damping: float = 1.0) -> torch.optim.Optimizer:
-    """The configured optimiser over the image ``x``; ``damping`` scales its step size."""
+def make_optimizer(
+    cfg: TransferConfig, x: torch.Tensor, damping: float = 1.0, history: int = LBFGS_HISTORY
+) -> torch.optim.Optimizer:
+    """The configured optimiser over the image ``x``; ``damping`` scales its step size; ``history`` is
+    L-BFGS's number of curvature pairs (fewer only for a tiled level that could not hold them all)."""
     lr = damping * (cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer])
     if cfg.optimizer == "lbfgs":
         # One iteration per step() call, so every iteration is seen by the loop (progress,
         # clamping, early stop, Ctrl-C); the curvature history persists across calls.
-        return torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0)
+        return torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history, tolerance_grad=0.0, tolerance_change=0.0)
     if cfg.optimizer == "adam":
         return torch.optim.Adam([x], lr=lr)
     return torch.optim.SGD([x], lr=lr, momentum=0.9)
@@ -529,12 +557,19 @@ def stylize(
         def callback(p: Progress) -> bool | None:  # the user sees colour, the loop works on grey
             return user_callback(replace(p, image=show(p.image)))
 
-    net = build_network(cfg, device)
+    net = build_network(cfg, device)  # first: it checks the layer names min_side() reads
     final_hw = fit_size(content_t.shape[-2], content_t.shape[-1], cfg.size or default_size(device))
     check_min_side(  # issue 19: refused before any work (the optimised image itself cannot be padded)
         final_hw, min_side(cfg), f"{source_name(content, 'content image')} (the result at this --size)", "raise --size"
     )
     schedule = plan_levels(final_hw, cfg) if resume is None else resumed_schedule(resume, cfg, final_hw)
+    # issue 18: each level whole if it fits the memory, else in tiles; ConfigError (one line) before any work
+    # when even tiles cannot fit.
+    tiles = plan_memory([hw for hw, _ in schedule], cfg, device, precision)
+    if mask_ts is not None and any(t is not None for t in tiles):
+        raise ConfigError(
+            "--mask needs each level optimised whole, and this --size needs tiles: lower --size or raise --max-memory"
+        )
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -562,9 +597,14 @@ def stylize(
                 for t, src in zip(style_ts, styles)
             ]
             m = None if mask_ts is None else [resize(t, hw).to(device) for t in mask_ts]
-            objective = Objective(
-                net, cfg, c, s, cfg.style_weights, precision=precision, feature_norms=feature_norms, masks=m
-            )
+            objective: Objective | TiledObjective
+            if tiles[level] is None:
+                objective = Objective(
+                    net, cfg, c, s, cfg.style_weights, precision=precision, feature_norms=feature_norms, masks=m
+                )
+            else:
+                tile, history = cast(tuple[int, int], tiles[level])
+                objective = TiledObjective(net, cfg, c, s, tile, history, precision, feature_norms)
             if level == start.level and start.record is not None:  # carry on inside the checkpoint's level
                 carried = cast(torch.Tensor, start.x)  # a checkpoint inside a level always holds its image
                 x = _optimize_level(
@@ -654,6 +694,7 @@ class _LiveLevel:
     record: _LevelRecord
     # (image, record, step) at the start of an iteration still under way; None between iterations.
     before: tuple[torch.Tensor, _LevelRecord, int] | None = None
+    history: int = LBFGS_HISTORY  # L-BFGS's curvature pairs (fewer at a tiled level short of memory)
 
 
 @dataclass
@@ -754,7 +795,7 @@ class _RunState:
 
 def _optimize_level(
     cfg: TransferConfig,
-    objective: Objective,
+    objective: Objective | TiledObjective,
     x: torch.Tensor,
     iters: int,
     level: int,
@@ -770,10 +811,11 @@ def _optimize_level(
     # A plain NCHW leaf: L-BFGS flattens the gradient with view(), which needs it.
     x = x.detach().contiguous().requires_grad_(True)
     record = record or _LevelRecord(lowest_x=x.detach().clone())
-    optimizer = make_optimizer(cfg, x, record.damping)
+    history = objective.history if isinstance(objective, TiledObjective) else LBFGS_HISTORY
+    optimizer = make_optimizer(cfg, x, record.damping, history)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    live = run.live = _LiveLevel(level, x, optimizer, record)
+    live = run.live = _LiveLevel(level, x, optimizer, record, history=history)
     while live.record.done < iters and not live.record.finished:
         start_x = x.detach().clone()
         live.before = (start_x, live.record, run.step)
@@ -807,7 +849,7 @@ def _record_iteration(cfg: TransferConfig, live: _LiveLevel, total: float, start
         with torch.no_grad():
             live.x.copy_(cast(torch.Tensor, record.lowest_x))  # set when the level's record was made
         record = replace(record, damping=record.damping / 2)
-        live.optimizer = make_optimizer(cfg, live.x, record.damping)
+        live.optimizer = make_optimizer(cfg, live.x, record.damping, live.history)
     elif total < record.lowest:
         record = replace(record, lowest=total, lowest_x=start_x)
     if total < record.best * (1 - cfg.early_stop_tol):
@@ -817,14 +859,19 @@ def _record_iteration(cfg: TransferConfig, live: _LiveLevel, total: float, start
     return replace(record, finished=bool(cfg.early_stop_patience) and record.since_best >= cfg.early_stop_patience)
 
 
-def _iterate(optimizer: torch.optim.Optimizer, objective: Objective, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def _iterate(
+    optimizer: torch.optim.Optimizer, objective: Objective | TiledObjective, x: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """One optimiser iteration; returns the loss terms at the point it started from."""
     seen: dict[str, torch.Tensor] = {}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=False)
-        terms = objective(x)
-        terms["total"].backward()
+        if isinstance(objective, TiledObjective):
+            terms = objective.backward(x)  # the whole image's loss; its gradient added to x.grad tile by tile
+        else:
+            terms = objective(x)
+            terms["total"].backward()
         if isinstance(optimizer, torch.optim.SGD):
             # The 'mean' losses give per-pixel gradients that shrink with the pixel count;
             # plain SGD would need a new step size at every level. Scaling by H*W makes one
@@ -853,3 +900,247 @@ def evaluate(
     with torch.no_grad():
         terms = Objective(net, cfg, c, [s], precision="fp32")(x)
     return {k: float(v) for k, v in terms.items()}
+
+
+# --- print size: memory planning and tiled levels (issue 18) --------------------------------------------------
+
+# Peak bytes per pixel of one VGG-19 forward and backward pass to relu5_1 (the activations kept for the
+# backward pass and their gradients), measured by benchmarks/resolution.py on the CPU in float32; bf16
+# keeps the activations in half the bytes.
+VGG_BYTES_PER_PIXEL = 2600.0
+# Bytes per pixel of the state every level holds at its full size, whether tiled or not, besides the
+# history: float32 RGB copies (12 bytes a pixel) of the image, its gradient, the content photo, the
+# loop's start and lowest points and L-BFGS's working vectors (flat gradient, previous one, direction),
+# with slack for a resize; an estimate from the code, not a measurement.
+STATE_BYTES_PER_PIXEL = 10 * 12.0
+MIN_HISTORY = 5  # L-BFGS's fewest curvature pairs at a tiled level (Nocedal and Wright suggest 3 to 20)
+PREFERRED_TILE = 1024  # px: margins (96 px a side for relu5_1) then cost a third more compute, not three times
+
+
+def vgg_grid(layers: Sequence[str], arch: str = "vgg19") -> tuple[int, int]:
+    """(receptive-field radius in px, total stride) of VGG up to the deepest of ``layers``: a tile's
+    margin must be at least the radius for the interior's features to be the whole image's, and tiles
+    must start at multiples of the stride for the poolings to see the same windows."""
+    order = layer_names(arch)
+    deepest = max(order.index(n) for n in layers)
+    radius, stride = 0, 1
+    for name in order[: deepest + 1]:
+        if name.startswith(("conv", "pool")):  # a 3x3 convolution or a 2x2 pooling reaches one step further
+            radius += stride
+        if name.startswith("pool"):
+            stride *= 2
+    return radius, stride
+
+
+def _margin(cfg: TransferConfig) -> tuple[int, int]:
+    radius, stride = vgg_grid((*cfg.content_layers, *cfg.style_layers))
+    return math.ceil((radius + 1) / stride) * stride, stride
+
+
+def plan_memory(
+    sizes: Sequence[tuple[int, int]], cfg: TransferConfig, device: torch.device, precision: str
+) -> list[tuple[int, int] | None]:
+    """For each level size: None (optimise the whole image, as always) or (tile side, L-BFGS history).
+
+    A level runs whole when its estimated peak fits the budget (``cfg.max_memory`` GB, else
+    :func:`stylist.tiling.budget_bytes` of the device) and ``cfg.tile_size`` does not ask for tiles;
+    otherwise in tiles: the largest up to :data:`PREFERRED_TILE` that leave room beside the full-size
+    state (image, gradient, content targets) for :data:`MIN_HISTORY` L-BFGS pairs, then as many pairs
+    as fit (at most 100), then the largest tiles that fit beside them. ConfigError (one line) when a
+    level cannot fit even then, or when ``cfg.tile_size`` is 0 and a level does not fit whole.
+    """
+    budget = budget_bytes(device, cfg.max_memory)
+    vgg = VGG_BYTES_PER_PIXEL * (0.55 if precision == "bf16" else 1.0)
+    margin, stride = _margin(cfg)
+    history_bytes = 24.0 if cfg.optimizer == "lbfgs" else 12.0  # a curvature pair, or a moment (Adam, SGD)
+    pairs = LBFGS_HISTORY if cfg.optimizer == "lbfgs" else 2
+    plan: list[tuple[int, int] | None] = []
+    for h, w in sizes:
+        px = h * w
+        whole = px * (vgg + STATE_BYTES_PER_PIXEL + pairs * history_bytes)
+        forced = cfg.tile_size is not None and cfg.tile_size > 0 and max(h, w) > cfg.tile_size
+        if whole <= budget and not forced:
+            plan.append(None)
+            continue
+        if cfg.tile_size == 0:
+            raise ConfigError(_too_big(h, w, whole, budget, "whole (--tile-size 0)"))
+        per_pixel = px * (STATE_BYTES_PER_PIXEL + _content_bytes(cfg))
+        preferred = min(PREFERRED_TILE, cfg.tile_size or PREFERRED_TILE)
+        history = -1
+        for want in sorted({preferred, *range(MIN_TILE, preferred, MIN_TILE)}, reverse=True):
+            # the largest tile, down from PREFERRED_TILE, that leaves room for MIN_HISTORY pairs: small tiles
+            # waste compute on margins, while L-BFGS usually needs only 3 to 20 pairs (Nocedal and Wright)
+            room = (budget - (want + 2 * margin) ** 2 * vgg - per_pixel) / (px * history_bytes)
+            if room >= (MIN_HISTORY if cfg.optimizer == "lbfgs" else pairs):
+                history = int(min(pairs, room))
+                break
+        if history < 0:
+            need = per_pixel + (MIN_TILE + 2 * margin) ** 2 * vgg + px * history_bytes * min(pairs, MIN_HISTORY)
+            raise ConfigError(_too_big(h, w, need, budget, "even in tiles"))
+        tile = tile_for_budget(int(budget - per_pixel - px * history * history_bytes), vgg, margin, stride)
+        if cfg.tile_size:
+            tile = min(tile, max(stride, cfg.tile_size // stride * stride))
+        plan.append((tile, history))
+    return plan
+
+
+def _content_bytes(cfg: TransferConfig) -> float:
+    """Bytes per pixel of the content targets a tiled level keeps (float32 features at the content layers)."""
+    channels = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+    total = 0.0
+    for name in cfg.content_layers:
+        block = int(name[4]) if name[4].isdigit() else 5
+        total += 4.0 * channels[block] / 4 ** (block - 1)
+    return total
+
+
+def _too_big(h: int, w: int, need: float, budget: float, how: str) -> str:
+    return (
+        f"a {w}x{h} px result needs about {need / 2**30:.1f} GB {how}, more than the {budget / 2**30:.1f} GB "
+        "this run may use: lower --size or raise --max-memory"
+    )
+
+
+class TiledObjective:
+    """:class:`Objective`'s loss and its exact gradient for an image too large for one VGG pass.
+
+    The image is cut into tiles (:func:`stylist.tiling.grid`) whose margins cover VGG's receptive field,
+    so that each interior's features are the whole image's. The style loss depends on the Gram matrices,
+    sums over all positions: a first pass (no gradient) sums the interiors' Grams into the whole image's,
+    from which the loss and its gradient dL/dG (C x C per layer) follow; a second pass back-propagates,
+    tile by tile, ``<dL/dG, G_tile>`` plus the tile's share of the content loss, and adds each region's
+    gradient into the image's. The sums are the whole image's, so loss and gradient are the whole-image
+    Objective's up to floating-point rounding: no seams and no blending, at about 1.5 times the compute
+    (two forward passes) and the memory of one tile. The painting's Grams and the photo's content features
+    are taken in tiles the same way. The Gram sums are float32 even when VGG runs in bfloat16 (a bf16
+    Gram per tile would add a rounding per tile; the whole-image Objective rounds its one Gram to bf16),
+    so under bf16 the two differ by that rounding. Stylist's, not Gatys et al.'s (who optimised whole
+    images); masks (spatial control) are not tiled.
+    """
+
+    def __init__(
+        self,
+        net: VGGFeatures,
+        cfg: TransferConfig,
+        content: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        tile: int,
+        history: int,
+        precision: str,
+        feature_norms: dict[str, float],
+    ) -> None:
+        self.net, self.cfg, self.history = net, cfg, history
+        self.dtype = working_dtype(precision)
+        net.to(self.dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.loss = PerceptualLoss(
+            layer_weights(cfg.content_layers, cfg.content_layer_weights),
+            layer_weights(cfg.style_layers, cfg.style_layer_weights),
+            feature_norms,
+            cfg.normalization,
+        )
+        self.margin, self.stride = _margin(cfg)
+        self.tile = tile
+        self.tiles = grid(content.shape[-2], content.shape[-1], tile, self.margin, self.stride)
+        shares = torch.tensor(list(cfg.style_weights or [1.0] * len(styles)), dtype=torch.float64)
+        shares = shares / shares.sum()
+        with torch.no_grad():
+            _, self.counts = self._grams(content, layers=())
+            painted = [self._grams(s) for s in styles]
+            # "paper": as Objective, each painting's Gram rescaled to the result's number of positions
+            paper = cfg.normalization == "paper"
+            self.targets = {
+                n: cast(
+                    torch.Tensor,
+                    sum(
+                        float(a) * g[n] * (self.counts[n] / count[n] if paper else 1.0)
+                        for a, (g, count) in zip(shares, painted)
+                    ),
+                )
+                for n in cfg.style_layers
+            }
+            self.content_targets = [
+                self.loss.content_targets(self._interiors(t, t.region(content))) for t in self.tiles
+            ]
+        self.content_counts = {
+            n: sum(int(ts[n].shape[-2] * ts[n].shape[-1]) for ts in self.content_targets) for n in cfg.content_layers
+        }
+
+    def _interiors(self, t: Tile, region: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The features of the tile's interior, from a pass over its region (the whole image's features there)."""
+        feats = _features(self.net, region, self.dtype)
+        # The scale is the layer's stride, not the shapes' ratio: pooling drops a region's odd last row.
+        return {n: t.interior(f, 1 / vgg_grid((n,), self.net.arch)[1]) for n, f in feats.items()}
+
+    def _grams(
+        self, image: torch.Tensor, layers: Sequence[str] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """The feature-normed Grams of ``image`` at the style layers (under cfg.normalization), summed over
+        tiles of its own grid, and each layer's number of positions."""
+        layers = self.cfg.style_layers if layers is None else layers
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = dict.fromkeys(self.cfg.style_layers, 0)
+        for t in grid(image.shape[-2], image.shape[-1], self.tile, self.margin, self.stride):
+            inner = self._interiors(t, t.region(image))
+            for n in self.cfg.style_layers:
+                counts[n] += inner[n].shape[-2] * inner[n].shape[-1]
+            for n in layers:
+                g = gram(inner[n].float(), "paper")
+                sums[n] = g if n not in sums else sums[n] + g
+        return {n: self._normed(sums[n], n, counts[n]) for n in layers}, counts
+
+    def _normed(self, raw: torch.Tensor, layer: str, positions: int) -> torch.Tensor:
+        """A raw Gram sum as :meth:`PerceptualLoss.gram` gives it for the whole image."""
+        c = raw.shape[-1]
+        scale = 1.0 / (c * positions) if self.cfg.normalization == "mean" else 1.0
+        return raw * scale / self.loss.feature_norms[layer] ** 2
+
+    def backward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms at ``x`` (1, 3, H, W); their gradient is added to ``x.grad`` (which must exist)."""
+        cfg, loss = self.cfg, self.loss
+        with torch.no_grad():
+            grams, _ = self._grams(x.detach())
+        grams = {n: g.requires_grad_(True) for n, g in grams.items()}
+        with torch.enable_grad():
+            ls = sum(
+                w * style_layer_loss(grams[n], self.targets[n], grams[n].shape[-1], self.counts[n], cfg.normalization)
+                for n, w in loss.style_weights.items()
+            )
+            style = cfg.style_weight * cast(torch.Tensor, ls)
+            style.backward()
+        slopes = {n: cast(torch.Tensor, g.grad) for n, g in grams.items()}
+        content = torch.zeros((), device=x.device)
+        if x.grad is None:
+            x.grad = torch.zeros_like(x)
+        grad = x.grad
+        for t, targets in zip(self.tiles, self.content_targets):
+            region = t.region(x.detach()).clone().requires_grad_(True)
+            with torch.enable_grad():
+                inner = self._interiors(t, region)
+                part = sum(
+                    (slopes[n] * self._normed(gram(inner[n].float(), "paper"), n, self.counts[n])).sum()
+                    for n in cfg.style_layers
+                )
+                lc = self._content_part(inner, targets)
+                cast(torch.Tensor, part + cfg.content_weight * lc).backward()
+            content = content + lc.detach()
+            t.region(grad).add_(cast(torch.Tensor, region.grad))
+        terms = {"content": cfg.content_weight * content, "style": style.detach()}
+        if cfg.tv_weight > 0:
+            with torch.enable_grad():
+                tv = cfg.tv_weight * tv_loss(x, cfg.tv, cfg.normalization)
+                tv.backward()
+            terms["tv"] = tv.detach()
+        else:
+            terms["tv"] = torch.zeros((), device=x.device)
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+    def _content_part(self, inner: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The tile's share of the content loss: its interior's squared differences over the whole image's count."""
+        total = torch.zeros((), device=next(iter(targets.values())).device)
+        for n, w in self.loss.content_weights.items():
+            diff = inner[n].float() / self.loss.feature_norms[n] - targets[n]
+            sq = diff.pow(2).sum()
+            positions = self.content_counts[n]
+            total = total + w * (sq / (diff.shape[1] * positions) if self.cfg.normalization == "mean" else 0.5 * sq)
+        return total

@@ -188,6 +188,23 @@ def add_max_pixels(parser: argparse.ArgumentParser, default: object = None) -> N
     )
 
 
+TILE_HELP = (
+    "side of the tiles a large image is processed in, px: the whole-image result (statistics, loss and "
+    "gradient taken over the whole image) in memory that grows with the tile, not the image; 0 = never tile"
+)
+
+
+def add_tile_size(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument(
+        "--tile-size",
+        dest="tile_size",
+        type=whole_number,
+        default=default,
+        metavar="PX",
+        help=f"{TILE_HELP} [default: tiles only when the whole image would not fit the device's memory]",
+    )
+
+
 def add_preserve_color(parser: argparse.ArgumentParser, default: object = "none") -> None:
     parser.add_argument(
         "--preserve-color",
@@ -357,6 +374,8 @@ def _shared_field(parser: argparse.ArgumentParser, name: str, choices: dict, tex
         add_max_pixels(parser, default=argparse.SUPPRESS)
     elif name == "preserve_color":
         add_preserve_color(parser, default=argparse.SUPPRESS)
+    elif name == "tile_size":
+        add_tile_size(parser, default=argparse.SUPPRESS)
     else:
         return False
     return True
@@ -370,6 +389,61 @@ def given_fields(args: argparse.Namespace, cls: type) -> dict:
             value = getattr(args, f.name)
             out[f.name] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+# --- many processes (torchrun) --------------------------------------------------------------------------------
+
+_Item = typing.TypeVar("_Item")
+
+
+def torchrun_rank() -> tuple[int, int]:
+    """(rank, number of processes) under ``torchrun --nproc-per-node N``; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1")) if "LOCAL_RANK" in os.environ else 1
+    return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
+
+
+def process_share(items: Sequence[_Item]) -> list[_Item]:
+    """This process's share of ``items`` (every N-th from its rank) under torchrun, so that N processes
+    handle each file once between them, with the outputs of a single run; all of them otherwise. No
+    process group is needed: the shares follow from the rank alone."""
+    rank, world = torchrun_rank()
+    return list(items[rank::world])
+
+
+def all_checked() -> None:
+    """Under torchrun, wait until every process has checked the whole run: otherwise a process that
+    starts late would find the results of a faster one and refuse to overwrite them. Nothing otherwise."""
+    if torchrun_rank()[1] == 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")  # a barrier only: gloo works beside any device
+    dist.barrier()
+
+
+def all_done() -> None:
+    """Leave the process group :func:`all_checked` joined (torchrun), once this process's share is written."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def process_device(name: str) -> str:
+    """``name``, or ``cuda:LOCAL_RANK`` under torchrun when ``name`` is auto or cuda and a GPU is there
+    (one GPU per process)."""
+    import torch
+
+    if torchrun_rank()[1] > 1 and name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return name
+
+
+def process_note() -> str:
+    """' (process R of N)' under torchrun, else ''."""
+    rank, world = torchrun_rank()
+    return f" (process {rank + 1} of {world})" if world > 1 else ""
 
 
 # --- inputs -------------------------------------------------------------------------------------------------

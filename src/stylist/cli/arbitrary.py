@@ -33,6 +33,8 @@ from ._common import (
     add_preview_every,
     add_quiet,
     add_resume,
+    all_checked,
+    all_done,
     cadence,
     check_output_file,
     check_output_folder,
@@ -40,6 +42,9 @@ from ._common import (
     first_line,
     given_fields,
     one_of,
+    process_device,
+    process_note,
+    process_share,
     rate_note,
     required_group,
     scan_inputs,
@@ -168,6 +173,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_arbitrary(args: argparse.Namespace) -> int:
     cfg = ArbitraryConfig(**given_fields(args, ArbitraryConfig))
+    cfg.device = process_device(cfg.device)  # one GPU per process under torchrun
     cfg.validate()
     contents = one_of(args, "content", "content_option", "--content")
     if not contents:
@@ -180,6 +186,12 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
             "in the same order"
         )
     jobs, skipped = plan_outputs(contents, args.output, args.overwrite, [*args.style, *(args.mask or [])])
+    all_checked()
+    jobs = process_share(jobs)  # under torchrun, this process's share of the photos (checked as one run above)
+    if not jobs:
+        all_done()
+        final_line(f"no photos left for this process{process_note()}")
+        return 0
     # Every named input is read before any work or file: a bad one stops the run with nothing written.
     styles = [read_picture(s, "style", cfg.max_pixels) for s in args.style]  # Pictures: messages name the file
     for m in args.mask or []:
@@ -223,9 +235,10 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
         )
         bar.update(i + 1, len(readable), cfg.method)
     bar.close()
+    all_done()
     h, w = result.shape[-2:]
     what = f"{readable[0][1]} ({w}x{h}, " if len(readable) == 1 else f"{len(readable)} image(s) to {args.output} ("
-    final_line(f"wrote {what}{cfg.method}, {seconds:.1f} s on {device}{skipped_note(skipped)})")
+    final_line(f"wrote {what}{cfg.method}, {seconds:.1f} s on {device}{skipped_note(skipped)}){process_note()}")
     return 0
 
 

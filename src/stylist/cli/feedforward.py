@@ -28,6 +28,7 @@ from ..feedforward import (
     TRAIN_PRESETS,
     FeedForwardConfig,
     Interrupted,
+    StyleModel,
     TrainProgress,
     batches_by_size,
     builtin_models,
@@ -58,11 +59,17 @@ from ._common import (
     add_quiet,
     add_resume,
     add_size,
+    add_tile_size,
+    all_checked,
+    all_done,
     cadence,
     check_output_file,
     check_output_folder,
     final_line,
     install_hint,
+    process_device,
+    process_note,
+    process_share,
     rate_note,
     scan_inputs,
     skipped_note,
@@ -146,6 +153,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_device(a)
     add_precision(a, TRAIN_PRECISIONS, "auto (as the network is stored), fp32, bf16 or fp16 (not for .onnx)")
     add_preserve_color(a)
+    add_tile_size(a)
     a.add_argument(
         "--batch-size",
         type=whole_number,
@@ -375,7 +383,21 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for (src, _), target in zip(inputs, targets):
         if target.parent.exists():  # a folder still to be made holds nothing to overwrite
             check_output_file(target, [src], args.overwrite)
-    model = _load_any(model_name, args.device, args.precision)
+    # Under torchrun each process takes its share of the files (checked above as a whole, as one run would).
+    all_checked()
+    shared = process_share(list(zip(inputs, targets)))
+    inputs, targets = [i for i, _ in shared], [t for _, t in shared]
+    if not inputs:
+        all_done()
+        final_line(f"no files left for this process{process_note()}")
+        return 0
+    if args.tile_size is not None and args.tile_size < 0:
+        raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {args.tile_size}")
+    if args.tile_size and str(model_name).lower().endswith(".onnx"):
+        raise ConfigError(
+            f"{model_name}: --tile-size needs a .safetensors model or a built-in style, not an .onnx file"
+        )
+    model = _load_any(model_name, process_device(args.device), args.precision)
     # Every input read before any output: a damaged file named here stops the run, one found in a folder is skipped.
     pictures, kept = [], []
     for i, (src, _rel) in enumerate(inputs):
@@ -396,7 +418,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for group in batches_by_size(jobs, args.batch_size):
         start = time.perf_counter()
         photos = torch.cat([x for _, x in group])
-        images = _stylize(model, photos, args.preserve_color)
+        images = _stylize(model, photos, args.preserve_color, args.tile_size)
         seconds_each = (time.perf_counter() - start) / len(group)
         seconds += seconds_each * len(group)
         for (j, _), y in zip(group, images):
@@ -409,19 +431,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
         done += len(group)
         bar.update(done, len(jobs))
     bar.close()
+    all_done()
     where = targets[kept[0]] if single else out
     final_line(
         f"wrote {len(kept)} image(s) to {where} with {model.name} ({seconds:.1f} s on "
-        f"{getattr(model, 'device', 'cpu')}{skipped_note(skipped)})"
+        f"{getattr(model, 'device', 'cpu')}{skipped_note(skipped)}){process_note()}"
     )
     return 0
 
 
-def _stylize(model, photos: torch.Tensor, preserve_color: str) -> torch.Tensor:
-    """The network's results for ``photos`` (B, 3, H, W); mean-covariance recolours each to its photo's colours."""
+def _stylize(model, photos: torch.Tensor, preserve_color: str, tile_size: int | None = None) -> torch.Tensor:
+    """The network's results for ``photos`` (B, 3, H, W); mean-covariance recolours each to its photo's colours.
+    An .onnx model runs whole images (its instance norms cannot take outside statistics)."""
+    tiles = {"tile_size": tile_size} if isinstance(model, StyleModel) else {}
     if preserve_color != "mean-covariance":
-        return model.stylize(photos, preserve_color)
-    images = model.stylize(photos, "none")
+        return model.stylize(photos, preserve_color, **tiles)
+    images = model.stylize(photos, "none", **tiles)
     return torch.cat([match_color(y[None], x[None]) for x, y in zip(photos, images)])
 
 
