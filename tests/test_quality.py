@@ -226,3 +226,39 @@ def test_benchmark_smoke_run(bench, tmp_path, method):
     assert "| all | 2 |" in (out / "summary.md").read_text()
     for m in quality.MEASURES:
         assert (out / f"sheet-{m}.jpg").stat().st_size > 0
+
+
+def test_compare_sheet_lines_up_runs_by_pair(tmp_path):
+    """benchmarks/quality_compare.py: rows matched by photo and painting, whatever the ids; --content-only."""
+    spec = importlib.util.spec_from_file_location("bench_compare", ROOT / "benchmarks" / "quality_compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    ex = ROOT / "examples"
+    content = tmp_path / "content"  # a photo 'from content/' and one from elsewhere
+    content.mkdir()
+    other = tmp_path / "photos"
+    other.mkdir()
+    from PIL import Image
+
+    for folder in (content, other):
+        Image.new("RGB", (40, 30), "gray").save(folder / "p.jpg")
+    pairs = [(content / "p.jpg", ex / "style" / "great_wave.jpg"), (other / "p.jpg", ex / "style" / "the_scream.jpg")]
+    for run, order in (("a", [0, 1]), ("b", [1, 0])):  # run b lists the pairs the other way round
+        (tmp_path / run / "results").mkdir(parents=True)
+        with open(tmp_path / run / "pairs.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "label", "photo", "painting", "structure"])
+            for i, k in enumerate(order):
+                w.writerow([i, "given", *pairs[k], 0.5])
+                colour = "red" if k == 0 else "blue"
+                Image.new("RGB", (40, 30), colour).save(tmp_path / run / "results" / f"{i:03d}.jpg")
+    out = tmp_path / "sheet.png"
+    argv = [str(tmp_path / "a"), str(tmp_path / "b"), "--max-side", "50", "-o", str(out)]
+    assert compare.main(argv) == 0
+    sheet = Image.open(out).convert("RGB")
+    assert sheet.size == (4 + 4 * 54, 4 + 2 * (50 + 28 + 4))
+    # Row 0 is the content/ pair in both runs: both result cells red (a mismatch would put blue in b's).
+    y = 4 + 28 + 10
+    assert sheet.getpixel((4 + 2 * 54 + 10, y))[0] > 200 and sheet.getpixel((4 + 3 * 54 + 10, y))[0] > 200
+    assert compare.main([*argv, "--content-only"]) == 0
+    assert Image.open(out).size[1] == 4 + 1 * (50 + 28 + 4)
