@@ -112,7 +112,7 @@ CASES = [
     Case(
         "wrong_style_layer_weights_count",
         options("--style-layer-weights", "1", "2"),
-        ["--style-layer-weights", "2 values", "5"],
+        ["--style-layer-weights", "2 values", "4 style layers"],
     ),
     # numbers
     Case("size_zero", options("--size", "0"), ["--size", "got 0"]),
