@@ -36,6 +36,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -47,7 +48,7 @@ import torch
 from PIL import Image
 
 from .devices import resolve_device, resolve_precision
-from .errors import ConfigError, ImageError, first_line
+from .errors import ConfigError, ImageError, StylistWarning, first_line
 from .flow import Motion, MotionTracker, need_opencv, warp, warping_error
 from .image import (
     TEMP_SUFFIX,
@@ -346,6 +347,10 @@ class _OnePass:
         self.previous = y
         return y
 
+    def prime(self, output: torch.Tensor) -> None:
+        """Carry on after ``output`` (a resumed film's last frame)."""
+        self.previous = output.float()
+
 
 class _Optimize:
     """Gatys et al. per frame with Ruder et al.'s temporal loss and warped start."""
@@ -392,6 +397,13 @@ class _Optimize:
             x = self._run(warped, self.cfg.later(), (warped, m.mask, weight) if weight > 0 else None)
         self.previous = x
         return with_chroma(x, frame) if self.cfg.preserve_color == "luminance" else x
+
+    def prime(self, output: torch.Tensor) -> None:
+        """Carry on after ``output`` (a resumed film's last frame), in the working colours."""
+        from .color import prepare_colors
+
+        self.previous = prepare_colors(self.cfg.preserve_color, output.float(), [])[0]
+        self.objective = None
 
     def _objective(self, content: torch.Tensor, styles: list[torch.Tensor]):
         from .image import fit_min_side
@@ -528,6 +540,7 @@ def stylize_frames(
     callback: VideoCallback | None = None,
     total: int | None = None,
     result: VideoResult | None = None,
+    prime: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Iterator[torch.Tensor]:
     """Stylise ``frames`` (each (1, 3, H, W) RGB in [0, 1]) one at a time and yield the results,
     (1, 3, H', W') in [0, 1] on the CPU (H', W' from ``config.size``, else the frame's size).
@@ -536,7 +549,9 @@ def stylize_frames(
     as in :func:`make_stylizer`. Only the previous frame is kept: memory does not grow with the
     number of frames. ``callback(progress)`` (:class:`VideoProgress`) is called after every frame;
     returning True stops. ``result``, when given, is filled in as the frames go (count, cuts, mean
-    warping error, time). Raises ConfigError for bad options, ImageError for a bad frame or painting.
+    warping error, time). ``prime`` = (input frame, its stylised frame) carries on after them (a
+    resumed film): the first frame is then made consistent with them. Raises ConfigError for bad
+    options, ImageError for a bad frame or painting.
     """
     from .image import check_tensor
 
@@ -549,7 +564,13 @@ def stylize_frames(
     result = result if result is not None else VideoResult()
     errors: list[float] = []
     previous: torch.Tensor | None = None
-    start = time.perf_counter()
+    if prime is not None:
+        first_input = resize_long_side(prime[0], cfg.size) if cfg.size is not None else prime[0]
+        if tracker is not None:
+            tracker(first_input)
+        previous = prime[1].float()
+        cast(_OnePass, stylizer).prime(previous)  # _OnePass or _Optimize: both have prime()
+    start = time.perf_counter() - result.elapsed
     for frame in frames:
         frame = check_tensor(frame, "frame")
         if cfg.size is not None:
@@ -925,6 +946,17 @@ def open_input(src: str | os.PathLike, cfg: VideoConfig) -> tuple[FilmInfo, Call
     return reader.info, reader.frames, reader.close, reader.audio
 
 
+PARTIAL_SUFFIX = ".partial.json"  # beside a film stopped before its end: what --resume needs to carry on
+# Options a resumed run may change (they do not change the picture of the frames already made).
+RESUME_MAY_CHANGE = ("crf", "codec", "device", "precision", "max_pixels", "duration")
+
+
+def partial_record(out: str | os.PathLike) -> Path:
+    """The record of a stopped film ``out``: ``OUT.partial.json``."""
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
 def stylize_video(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -933,19 +965,27 @@ def stylize_video(
     model: object = None,
     style: ImageLike | Sequence[ImageLike] | None = None,
     callback: VideoCallback | None = None,
+    resume: bool = False,
 ) -> VideoResult:
     """Stylise the film ``src`` (a video file, or a folder of images in name order) into ``out`` (.mp4,
     .mov or .mkv, or a folder for PNG frames), streamed, with the audio copied; see :func:`stylize_frames`
-    for ``model``/``style``/``callback``. Returns the :class:`VideoResult`; a stop asked for by the
-    callback still writes a playable film of the frames so far (``result.stopped``).
+    for ``model``/``style``/``callback``. Returns the :class:`VideoResult`.
 
-    Raises ImageError (a missing, damaged or frameless input, an unknown codec), ConfigError (options),
-    WriteError (the film cannot be written; nothing is left behind and an older ``out`` is kept).
+    A stop asked for by the callback still writes a playable film of the frames so far
+    (``result.stopped``) and, beside it, ``OUT.partial.json`` (:func:`partial_record`); ``resume``
+    carries such a film on: its frames are kept (decoded and encoded again: one more generation of
+    compression for them, at ``crf``) and the rest is stylised, consistent with its last frame.
+
+    Raises ImageError (a missing, damaged or frameless input, an unknown codec, nothing to resume),
+    ConfigError (options; a resume with other options), WriteError (the film cannot be written;
+    nothing is left behind and an older ``out`` is kept).
     """
     cfg = config or VideoConfig()
     cfg.validate()
+    out = Path(out)
+    record = _resume_record(src, out, cfg, model, style) if resume else None
     info, frames, close, audio = open_input(src, cfg)
-    result = VideoResult(path=Path(out))
+    result = VideoResult(path=out)
     writer = None
     pending: list = []  # audio packets demuxed before the first frame is stylised (the writer needs its size)
     stamps: list[int] = []  # the timestamps of the frames read and not yet written
@@ -961,18 +1001,30 @@ def stylize_video(
             stamps.append(pts)
             yield frame
 
+    def write(image: torch.Tensor) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = _writer(out, info, (image.shape[-2], image.shape[-1]), cfg, audio)
+            result.audio_streams = len(getattr(writer, "audio", {}))
+            if result.audio_streams < len(audio):
+                warnings.warn(
+                    f"{src}: {len(audio) - result.audio_streams} audio stream(s) cannot go into a "
+                    f"{out.suffix} film as they are and are left out; write a .mkv to keep them",
+                    StylistWarning,
+                )
+            for packet in pending:
+                writer.copy(packet)
+            pending.clear()
+        writer.add(image, stamps.pop(0))
+
     try:
+        inputs = pictures()
+        prime = _replay(out, record, inputs, cfg, write, result) if record else None
         stylized = stylize_frames(
-            pictures(), cfg, model=model, style=style, callback=callback, total=info.frames, result=result
+            inputs, cfg, model=model, style=style, callback=callback, total=info.frames, result=result, prime=prime
         )
         for image in stylized:
-            if writer is None:
-                writer = _writer(out, info, (image.shape[-2], image.shape[-1]), cfg, audio)
-                result.audio_streams = len(getattr(writer, "audio", {}))
-                for packet in pending:
-                    writer.copy(packet)
-                pending.clear()
-            writer.add(image, stamps.pop(0))
+            write(image)
         if writer is None:
             raise ImageError(f"{src}: no frames in the piece chosen (--start {cfg.start}, --duration {cfg.duration})")
         writer.close()
@@ -982,7 +1034,77 @@ def stylize_video(
         raise
     finally:
         close()
+    _note_partial(out, src, cfg, model, style, result)
     return result
+
+
+def _run_options(src, cfg: VideoConfig, model: object, style) -> dict:
+    """What a resumed run must share with the stopped one."""
+    from dataclasses import asdict
+
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    return {
+        "source": str(Path(src).resolve()),
+        "model": str(model) if isinstance(model, (str, os.PathLike)) else None,
+        "style": [str(s) for s in styles if isinstance(s, (str, os.PathLike))],
+        **{k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE},
+    }
+
+
+def _note_partial(out: Path, src, cfg: VideoConfig, model: object, style, result: VideoResult) -> None:
+    import json
+
+    from .image import write_atomic_bytes
+
+    record = partial_record(out)
+    if result.stopped and not is_frame_folder(out):
+        options = json.loads(json.dumps(_run_options(src, cfg, model, style), default=list))
+        write_atomic_bytes(record, json.dumps({"frames": result.frames, "run": options}, indent=1).encode())
+    elif record.exists():
+        record.unlink()
+
+
+def _resume_record(src, out: Path, cfg: VideoConfig, model: object, style) -> dict:
+    import json
+
+    record = partial_record(out)
+    if is_frame_folder(out):
+        raise ConfigError(f"{out}: --resume carries on a film, not a folder of frames")
+    if not out.exists() or not record.exists():
+        raise ImageError(f"{out}: no stopped film to resume here (no {record.name}); run without --resume")
+    try:
+        saved = json.loads(record.read_text())
+        frames = int(saved["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ImageError(f"{record}: damaged; delete it and run without --resume") from None
+    now = json.loads(json.dumps(_run_options(src, cfg, model, style), default=list))
+    changed = [k for k in now if saved["run"].get(k) != now[k]]
+    if changed:
+        raise ConfigError(
+            f"{out}: was made with other options ({', '.join(changed)}); resume with the same ones, or start again"
+        )
+    return {"frames": frames}
+
+
+def _replay(out: Path, record: dict, inputs: Iterator[torch.Tensor], cfg: VideoConfig, write, result: VideoResult):
+    """Copy the stopped film's frames into the new one, reading as many input frames; returns the
+    (input, output) pair to carry on from."""
+    last = None
+    done = read_frames(out)
+    try:
+        for _ in range(record["frames"]):
+            frame = next(inputs, None)
+            old = next(done, None)
+            if frame is None or old is None:
+                break
+            size = resize_long_side(frame, cfg.size).shape[-2:] if cfg.size is not None else frame.shape[-2:]
+            old = old[..., : size[0], : size[1]]  # the even-side padding of yuv420p comes off
+            write(old)
+            result.frames += 1
+            last = (frame, old)
+    finally:
+        done.close()
+    return last
 
 
 def _writer(out: str | os.PathLike, info: FilmInfo, size: tuple[int, int], cfg: VideoConfig, audio: list):

@@ -69,6 +69,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="the painting(s), for --method adain, wct or optimize; several are blended (--style-weights)",
     )
     add_overwrite(v, "the output")
+    v.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on the film OUT that Ctrl-C stopped (it left OUT.partial.json beside it), with the same options",
+    )
     add_quiet(v)
     add_config_arguments(
         v,
@@ -98,7 +103,7 @@ def _check_output(args: argparse.Namespace, cfg: VideoConfig, inputs: list[str])
         if Path(args.input).resolve() == out.resolve():
             raise StylistError(f"{out}: the output would replace the input frames; choose another folder")
         return out
-    check_output_file(out, inputs, args.overwrite, tuple(CONTAINERS), "video")
+    check_output_file(out, inputs, args.overwrite or args.resume, tuple(CONTAINERS), "video")
     check_codec(cfg.codec)
     return out
 
@@ -123,7 +128,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     with StopSignals() as stop, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StylistWarning)
-        result = stylize_video(src, out, cfg, model=args.model, style=args.style, callback=on_frame)
+        result = stylize_video(src, out, cfg, model=args.model, style=args.style, callback=on_frame, resume=args.resume)
     bar.close()
     for w in caught:
         warnings.warn(str(w.message), StylistWarning)
@@ -132,7 +137,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     cuts = f", {result.cuts} scene cut{'' if result.cuts == 1 else 's'}" if result.cuts else ""
     audio = f", {result.audio_streams} audio stream{'' if result.audio_streams == 1 else 's'} copied"
     method = Path(str(args.model)).stem if args.model else cfg.method
-    stopped = ", interrupted: the frames so far" if result.stopped else ""
+    stopped = ", interrupted: the frames so far; carry on with --resume" if result.stopped else ""
     final_line(
         f"wrote {out} ({result.frames} frames {w}x{h}, {method}, temporal {cfg.temporal}{flicker}{cuts}"
         f"{audio if result.audio_streams else ''}, {result.fps:.2f} frames/s{stopped})"
