@@ -379,3 +379,77 @@ def test_resume_carries_on_a_stopped_film(clips, tmp_path) -> None:
     straight = list(stylize_frames(read_frames(clips["pan"]), cfg, model="starry-night"))
     resumed = list(read_frames(out))
     assert float((resumed[-1][..., :40, :48] - straight[-1]).abs().mean()) < 0.03
+
+
+# --- the web app's video tab, in a real browser (as tests/test_web.py) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    pytest.importorskip("gradio", reason='the web app needs gradio (pip install -e ".[web]")')
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium")
+    import socket
+
+    from stylist.web import start, stop_server
+    from stylist.web_limits import WebLimits
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    saved = os.environ.get("GRADIO_TEMP_DIR")
+    demo, url, root = start("127.0.0.1", port, WebLimits(max_video_seconds=1.0))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        yield url, browser
+        browser.close()
+    stop_server(demo, root)
+    if saved is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = saved
+
+
+def test_web_video_tab_stylises_a_clip_with_progress_and_download(web, clips, tmp_path) -> None:
+    url, browser = web
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#run")  # the page is up (the image tab shows first)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-upload input[type=file]").set_input_files(str(clips["pan"]))
+    page.get_by_label("AdaIN (any painting)").check()
+    page.locator("#video-style-upload input[type=file]").set_input_files(str(PAINTING))
+    page.wait_for_selector("#video-style-view img")
+    page.click("#video-run")
+    page.get_by_text("Done").wait_for()
+    page.screenshot(path=str(tmp_path / "video_tab.png"), full_page=True)
+    text = page.locator("#video-status").inner_text()
+    assert "12 frames" in text and "warping error" in text  # the first 1 s of the clip, at 12 frames/s
+    assert page.locator("#video-frame img").count() == 1  # the latest frame was shown as it went
+    link = page.locator("#video-download a").first
+    with page.expect_download() as wait:
+        link.click()
+    film = tmp_path / "downloaded.mp4"
+    wait.value.save_as(film)
+    assert film_facts(film)["frames"] == 12 and audio_packets(film)[0] > 0
+
+    context.close()
+
+    # A file that is not a film is refused in one line in the page (a new tab: the upload box holds the film).
+    bad = tmp_path / "not_a_film.mp4"
+    bad.write_bytes(b"\x00" * 2000)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#run")
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-upload input[type=file]").set_input_files(str(bad))
+    page.click("#video-run")
+    page.get_by_text("not a readable video").wait_for()
+    assert "Traceback" not in page.content()
+    context.close()
