@@ -64,10 +64,11 @@ def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> torch.Ten
     if method == "dis":
         # The medium preset with variational refinement: the fastest setting whose flow is smooth
         # enough to warp brush strokes without tearing them.
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
         flow = dis.calc(a, b, None)
     elif method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        # OpenCV's stubs want an array for the flow argument; None asks for a new one.
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
     else:
         raise ConfigError(f"unknown flow method '{method}': use one of {', '.join(FLOW_METHODS)}")
     return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)[None].float()

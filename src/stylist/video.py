@@ -38,11 +38,11 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -730,7 +730,7 @@ class FilmReader:
                     self._audio_packet(packet, end, on_audio)
                     continue
                 for frame in packet.decode():
-                    if frame.pts is None:
+                    if not isinstance(frame, av.VideoFrame) or frame.pts is None:
                         continue
                     t = float(frame.pts * tb)
                     if t < self.start - 1e-6:
@@ -828,7 +828,7 @@ class FilmWriter:
         size: tuple[int, int],
         codec: str = "libx264",
         crf: int = 18,
-        audio: Sequence[object] = (),
+        audio: Sequence[Any] = (),
     ) -> None:
         import av
 
@@ -855,7 +855,7 @@ class FilmWriter:
             self.audio = {}
             for s in audio:
                 try:
-                    self.audio[s.index] = self.container.add_stream_from_template(s)  # type: ignore[attr-defined]
+                    self.audio[s.index] = self.container.add_stream_from_template(s)
                 except (ValueError, av.FFmpegError):
                     pass  # a stream this container cannot hold is left out (the caller says so)
         except BaseException:
@@ -1119,7 +1119,7 @@ def _replay(out: Path, record: dict, inputs: Iterator[torch.Tensor], cfg: VideoC
     """Copy the stopped film's frames into the new one, reading as many input frames; returns the
     (input, output) pair to carry on from."""
     last = None
-    done = read_frames(out)
+    done = cast(Generator[torch.Tensor, None, None], read_frames(out))
     try:
         for _ in range(record["frames"]):
             frame = next(inputs, None)

@@ -9,11 +9,10 @@ before any work; Ctrl-C (or SIGTERM) writes a playable film of the frames done s
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 from ..color import COLOR_CHOICES
-from ..errors import ConfigError, StylistError, StylistWarning
+from ..errors import ConfigError, StylistError
 from ..flow import FLOW_METHODS
 from ..image import load_tensor
 from ..video import CODECS, CONTAINERS, VIDEO_METHODS, VideoConfig, check_codec, is_frame_folder, stylize_video
@@ -126,12 +125,9 @@ def cmd_video(args: argparse.Namespace) -> int:
         bar.update(p.frame, p.total, "video", error)
         return stop.requested
 
-    with StopSignals() as stop, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StylistWarning)
+    with StopSignals() as stop:
         result = stylize_video(src, out, cfg, model=args.model, style=args.style, callback=on_frame, resume=args.resume)
     bar.close()
-    for w in caught:
-        warnings.warn(str(w.message), StylistWarning)
     h, w = result.size
     flicker = f", warping error {result.warping_error:.5f}" if result.warping_error is not None else ""
     cuts = f", {result.cuts} scene cut{'' if result.cuts == 1 else 's'}" if result.cuts else ""
