@@ -453,3 +453,28 @@ def test_web_video_tab_stylises_a_clip_with_progress_and_download(web, clips, tm
     page.get_by_text("not a readable video").wait_for()
     assert "Traceback" not in page.content()
     context.close()
+
+
+def test_a_film_that_cannot_be_written_is_one_line_and_leaves_nothing(clips, tmp_path) -> None:
+    """A full disk, simulated without root: a child process's file-size limit makes writes over 20 kB
+    fail with EFBIG ("File too large"), as a full disk fails with ENOSPC."""
+    import subprocess
+    import sys
+
+    old = tmp_path / "film.mp4"
+    old.write_bytes(b"the user's older film")
+    child = (
+        "import resource, signal, sys\n"
+        "from stylist.cli import main\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+        f"sys.exit(main(['video', {str(clips['pan'])!r}, '--model', 'starry-night', '--crf', '0', "
+        f"'-o', {str(old)!r}, '--overwrite', '-q']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "film.mp4: cannot write the film (File too large)" in lines[0]
+    assert old.read_bytes() == b"the user's older film"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]
