@@ -199,6 +199,13 @@ def test_folder_of_frames_in_and_out(clips, tmp_path, capsys) -> None:
     assert facts["frames"] == 12 and facts["rate"] == 6 and abs(facts["duration"] - 2.0) < 0.2
 
 
+def test_help_lists_every_option(capsys) -> None:
+    assert main(["video", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--model", "--style", "--method", "--temporal", "--crf", "--codec", "--start", "--duration", "--resume"):
+        assert flag in text
+
+
 @pytest.mark.parametrize(
     "case",
     ["no-video", "damaged", "truncated", "codec", "not-found", "exists", "model-and-style", "temporal"],

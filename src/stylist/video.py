@@ -236,7 +236,7 @@ class VideoConfig:
     # optimize: iterations for the first frame of each shot (the first frame, and after a cut).
     iterations: int = 100
     # optimize: iterations for each later frame, which starts from the previous one warped; None =
-    # 40 % of iterations (Ruder et al.: 800 after 2000).
+    # 0.4 x iterations (Ruder et al.: 800 after 2000).
     later_iterations: int | None = None
     # optimize: weight of the temporal loss at temporal 1 (it is multiplied by temporal).
     temporal_weight: float = 20000.0

@@ -67,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="STYLE",
         help="the painting(s), for --method adain, wct or optimize; several are blended (--style-weights)",
     )
-    add_overwrite(v, "the output")
+    add_overwrite(v, "the film or frames")
     v.add_argument(
         "--resume",
         action="store_true",
