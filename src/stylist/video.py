@@ -410,7 +410,7 @@ class _Optimize:
 
     def _objective(self, content: torch.Tensor, styles: list[torch.Tensor]):
         from .image import fit_min_side
-        from .optimize import Objective, feature_norms_for, min_side, working_dtype  # noqa: F401
+        from .optimize import Objective, feature_norms_for, min_side
 
         precision = resolve_precision(self.transfer.precision, self.device)
         c = content.to(self.device)
