@@ -130,6 +130,16 @@ def tv_loss(image: torch.Tensor, kind: str = "l1", normalization: str = "mean") 
     raise ValueError(f"unknown normalization {normalization!r}")
 
 
+def temporal_loss(image: torch.Tensor, warped_previous: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ruder, Dosovitskiy and Brox's short-term temporal loss ("Artistic style transfer for videos",
+    GCPR 2016, eq. 7): ``1/D sum c (x - w)^2`` over the D = 3*H*W values of ``image`` (B, 3, H, W),
+    where ``warped_previous`` is the previous stylised frame warped onto this one by optical flow
+    and ``mask`` (B, 1, H, W) in [0, 1] is c, 0 where the flow is not trusted (disocclusions,
+    motion boundaries). Float32 scalar."""
+    diff = (_wide(image) - _wide(warped_previous)).pow(2)
+    return (_wide(mask) * diff).mean()
+
+
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation (B, C, 1, 1), as used by AdaIN."""
     f = _wide(features)

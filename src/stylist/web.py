@@ -56,6 +56,7 @@ from .feedforward import builtin_models, load_model
 from .image import WRITE_FORMATS, read_picture, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .manifest import build_manifest, embed_params, input_records, one_pass_manifest, to_json
 from .optimize import Progress, TransferConfig, TransferResult, stylize
+from .video import VideoConfig, VideoProgress, VideoResult, stylize_video
 from .web_limits import WebLimits
 
 log = logging.getLogger("stylist.web")
@@ -69,6 +70,9 @@ COLOURS = {
     "mean-covariance": "recolour the painting (mean and covariance)",
 }
 IMAGE_SUFFIXES = sorted(WRITE_FORMATS) + [".gif"]
+FILM_SUFFIXES = [".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"]
+# The video tab's methods: the one-pass ones (the optimisation takes minutes a frame on a server's CPU).
+VIDEO_ARBITRARY = {"adain": "AdaIN (any painting)", "wct": "WCT (any painting)"}
 
 
 # --- where things are --------------------------------------------------------------------------------
@@ -459,6 +463,59 @@ class OptimisationRun:
                 latest = None
 
 
+class VideoRun:
+    """One film in a worker thread (as :class:`OptimisationRun`): it holds a computing place while it
+    computes, ends the session's claim when done, and stops at the next frame when the page asks."""
+
+    def __init__(self, source: str, out: Path, cfg: VideoConfig, session: Session, slots, **method) -> None:
+        self.events: queue.Queue[VideoProgress] = queue.Queue()
+        self.session, self.slots, self.stop = session, slots, session.stop
+        self.source, self.out, self.cfg, self.method = source, out, cfg, method
+        self.result: VideoResult | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, daemon=True, name="stylist-run")
+
+    def _callback(self, p: VideoProgress) -> bool:
+        self.events.put(p)
+        return self.stop.is_set()  # True: the film is written with the frames so far
+
+    def _work(self) -> None:
+        try:
+            if not take_slot(self.slots, self.stop):
+                return
+            try:
+                self.result = stylize_video(self.source, self.out, self.cfg, callback=self._callback, **self.method)
+            finally:
+                self.slots.release()
+        except BaseException as err:  # handed to the page's thread, which reports it
+            self.error = err
+        finally:
+            self.session.release()
+
+    def updates(self, every: float = 0.5):
+        """The newest VideoProgress at most every ``every`` seconds while the film is made."""
+        last, latest = 0.0, None
+        while self.thread.is_alive() or not self.events.empty():
+            try:
+                latest = self.events.get(timeout=0.1)
+                while not self.events.empty():
+                    latest = self.events.get_nowait()
+            except queue.Empty:
+                pass
+            if latest is not None and time.monotonic() - last >= every:
+                last = time.monotonic()
+                yield latest
+                latest = None
+
+
+def video_status(p: VideoProgress) -> str:
+    """Frame n of N, frames per second and the time left."""
+    fps = p.frame / p.elapsed if p.elapsed > 0 else 0.0
+    of = f" of {p.total}" if p.total else ""
+    left = f" · about {(p.total - p.frame) / fps:.0f} s left" if p.total and fps > 0 else ""
+    return f"Frame {p.frame}{of} · {fps:.1f} frames/s{left}"
+
+
 class App:
     """The page's handlers, bound to one server's limits and folders."""
 
@@ -617,6 +674,71 @@ class App:
         files = self.save(session, s, image, manifest)
         return (image, f"**Done** in {elapsed:.2f} s on {device}", loss_frame([]), files, *self.compare(session))
 
+    def video_methods(self) -> list[str]:
+        return ([FEEDFORWARD] if self.models else []) + [VIDEO_ARBITRARY[m] for m in self.arbitrary]
+
+    def run_video(
+        self, session: Session, film: str | None, style: str | None, method: str, model: str | None, size, temporal
+    ):
+        """The video tab's Stylise button: yields (preview frame, status, download) as the film is made."""
+        if method not in self.video_methods():
+            raise gr.Error(f"Choose a method: {', '.join(self.video_methods())}.", print_exception=False)
+        if not film:
+            raise gr.Error("Choose a film: upload a short clip.", print_exception=False)
+        cfg = VideoConfig(
+            method=next((m for m, label in VIDEO_ARBITRARY.items() if label == method), "adain"),
+            temporal=number(temporal, "The temporal consistency", 0.0, 1.0),
+            size=round(number(size, "The result size", SIZE_MIN, min(self.limits.max_size, 512))),
+            duration=self.limits.max_video_seconds,
+            max_pixels=self.limits.max_pixels,
+        )
+        if method == FEEDFORWARD:
+            if model not in self.models:
+                raise gr.Error(f"Choose a built-in style: {', '.join(self.models)}.", print_exception=False)
+            chosen: dict = {"model": cached_model(model)}
+            name = model
+        else:
+            check_image(style, "style", self.limits)
+            chosen, name = {"style": style}, Path(display_name(style)).stem
+        try:  # read before any work: a damaged file or one without video is refused in one line
+            from .video import FilmReader
+
+            FilmReader(film).close()
+        except StylistError as err:
+            raise gr.Error(user_message(err, [film]), print_exception=False) from None
+        if not session.claim():
+            raise gr.Error("A run is already under way in this tab: wait for it or press Stop.", print_exception=False)
+        out = session.next_name(f"{Path(display_name(film)).stem}_{name}.mp4")
+        # One film per tab on the server's disk: a new one replaces the last.
+        previous: Path | None = getattr(session, "film", None)
+        if previous is not None:
+            previous.unlink(missing_ok=True)
+        session.film = out  # type: ignore[attr-defined]
+        job = VideoRun(film, out, cfg, session, self.slots, **chosen)
+        job.thread.start()
+        ended = False
+        try:
+            yield (gr.skip(), "Starting: loading the network and the film…", gr.skip())
+            for p in job.updates():
+                yield (to_pil(p.image), video_status(p), gr.skip())
+            job.thread.join()
+            ended = True
+        finally:
+            if not ended:
+                session.stop.set()  # the page went away: the film stops at its next frame
+        if job.error is not None:
+            text = failure_message(job.error, Settings(method, film, style, model, 0, 0, 0, 0, "none", 1.0))
+            yield (None, f"**The run failed:** {text}", None)
+            return
+        result = job.result
+        if result is None:
+            yield (gr.skip(), "**Stopped** before it began", gr.skip())
+            return
+        how = "Stopped: the film has the frames so far" if result.stopped else "Done"
+        flicker = f" · warping error {result.warping_error:.5f}" if result.warping_error is not None else ""
+        text = f"**{how}** · {result.frames} frames in {result.elapsed:.1f} s{flicker}"
+        yield (gr.skip(), text, str(out))
+
     # -- results -------------------------------------------------------------------------------------
 
     def inputs(self, s: Settings) -> dict:
@@ -710,41 +832,119 @@ def build(limits: WebLimits, root: Path, arbitrary: list[str] | None = None) -> 
             "# Stylist\nA photograph rendered in the style of a painting. "
             "Choose a photo and a painting, a method, and press **Stylise**."
         )
-        with gr.Row():
-            with gr.Column(scale=5):
-                inputs = input_panel(limits, app)
-            with gr.Column(scale=6):
-                result = gr.Image(label="Result", format="png", interactive=False, elem_id="result", height=420)
-                status = gr.Markdown(elem_id="status")
-                plot = gr.LinePlot(
-                    loss_frame([]),
-                    x="step",
-                    y="log10 loss",
-                    color="term",
-                    color_map=TERMS,
-                    x_axis_format="d",
-                    label="Loss, log10 of each weighted term (black: total, orange: style, blue: content, green: TV)",
-                    elem_id="loss-plot",
-                    height=300,
-                )
-                files = gr.File(
-                    label="Download: the result (PNG, manifest inside) and its manifest (JSON)",
-                    file_count="multiple",
-                    interactive=False,
-                    elem_id="downloads",
-                )
-        gr.Markdown(
-            "## Compare\nYour last results in this tab, newest first, with their settings. "
-            "Other visitors never see them."
-        )
-        gallery = gr.Gallery(
-            label="Your last results", columns=3, height=320, object_fit="contain", elem_id="compare", preview=False
-        )
-        table = gr.Dataframe(label="Settings", interactive=False, elem_id="compare-table")
-        wire(app, limits, session, inputs, [result, status, plot, files, gallery, table])
+        with gr.Tabs():
+            with gr.Tab("Image", id="image-tab", elem_id="image-tab"):
+                image_page(app, limits, session)
+            with gr.Tab("Video", id="video-tab", elem_id="video-tab"):
+                video_page(app, limits, session)
     # start() runs the app's sweeper and stop_server() ends it, so the Blocks carry the app.
     demo.stylist_app = app  # type: ignore[attr-defined]
     return demo
+
+
+def image_page(app: App, limits: WebLimits, session: gr.State) -> None:
+    """The image tab: inputs, the result and its progress, the compare view."""
+    with gr.Row():
+        with gr.Column(scale=5):
+            inputs = input_panel(limits, app)
+        with gr.Column(scale=6):
+            result = gr.Image(label="Result", format="png", interactive=False, elem_id="result", height=420)
+            status = gr.Markdown(elem_id="status")
+            plot = gr.LinePlot(
+                loss_frame([]),
+                x="step",
+                y="log10 loss",
+                color="term",
+                color_map=TERMS,
+                x_axis_format="d",
+                label="Loss, log10 of each weighted term (black: total, orange: style, blue: content, green: TV)",
+                elem_id="loss-plot",
+                height=300,
+            )
+            files = gr.File(
+                label="Download: the result (PNG, manifest inside) and its manifest (JSON)",
+                file_count="multiple",
+                interactive=False,
+                elem_id="downloads",
+            )
+    gr.Markdown(
+        "## Compare\nYour last results in this tab, newest first, with their settings. Other visitors never see them."
+    )
+    gallery = gr.Gallery(
+        label="Your last results", columns=3, height=320, object_fit="contain", elem_id="compare", preview=False
+    )
+    table = gr.Dataframe(label="Settings", interactive=False, elem_id="compare-table")
+    wire(app, limits, session, inputs, [result, status, plot, files, gallery, table])
+
+
+def video_page(app: App, limits: WebLimits, session: gr.State) -> None:
+    """The video tab: a short clip in, a method, progress with a preview frame, the film to download."""
+    seconds = f"{limits.max_video_seconds:g}"
+    gr.Markdown(
+        f"Upload a short clip (its first {seconds} s are stylised; the sound is kept). Optical flow keeps the "
+        "strokes on the moving things: **temporal consistency** 0 stylises each frame on its own (it flickers)."
+    )
+    with gr.Row():
+        with gr.Column(scale=5):
+            film = gr.File(
+                label="Film: upload", file_types=FILM_SUFFIXES, type="filepath", elem_id="video-upload", height=90
+            )
+            methods = app.video_methods()
+            method = gr.Radio(methods, value=methods[0] if methods else None, label="Method", elem_id="video-method")
+            model = gr.Dropdown(
+                app.models, value=app.models[0] if app.models else None, label="Built-in style", elem_id="video-model"
+            )
+            with gr.Column(visible=False) as style_column:
+                style = gr.File(
+                    label="Painting: upload", file_types=IMAGE_SUFFIXES, type="filepath", elem_id="video-style-upload"
+                )
+                view = gr.Image(label="Painting", interactive=False, height=160, elem_id="video-style-view", buttons=[])
+                examples = [(str(p), p.stem.replace("_", " ")) for p in example_images("style")]
+                gallery = gr.Gallery(
+                    examples,
+                    label="…or click an example",
+                    columns=4,
+                    height=110,
+                    allow_preview=False,
+                    elem_id="video-style-examples",
+                    visible=bool(examples),
+                    buttons=[],
+                )
+            size = Slider(
+                SIZE_MIN,
+                min(limits.max_size, 512),
+                step=32,
+                value=256,
+                label="Size (longest side, px)",
+                elem_id="video-size",
+            )
+            temporal = Slider(0.0, 1.0, step=0.05, value=0.7, label="Temporal consistency", elem_id="video-temporal")
+            with gr.Row():
+                run = gr.Button("Stylise the film", variant="primary", elem_id="video-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="video-stop")
+        with gr.Column(scale=6):
+            frame = gr.Image(label="Latest frame", interactive=False, elem_id="video-frame", height=360)
+            status = gr.Markdown(elem_id="video-status")
+            download = gr.File(label="Download the film (MP4)", interactive=False, elem_id="video-download")
+    light: dict[str, Any] = {"concurrency_limit": None, "concurrency_id": "light", "show_progress": "hidden"}
+    style.change(lambda path: shown(path, "style", limits), style, [view, style], **light)
+    gallery.select(pick_example("style"), None, style, **light)
+    method.change(
+        lambda m: (gr.update(visible=m == FEEDFORWARD), gr.update(visible=m != FEEDFORWARD)),
+        method,
+        [model, style_column],
+        **light,
+    )
+    run.click(
+        app.run_video,
+        [session, film, style, method, model, size, temporal],
+        [frame, status, download],
+        concurrency_limit=limits.concurrency,
+        concurrency_id="run",
+        show_progress="minimal",
+        api_name="video",
+    )
+    stop.click(lambda s: s.stop.set(), session, None, queue=False, api_name="stop_video")
 
 
 @dataclass

@@ -21,6 +21,8 @@ class WebLimits:
     max_size: int = 1024
     # Most iterations per optimisation: the end of the iterations slider.
     max_iterations: int = 1000
+    # Seconds of an uploaded film that the video tab stylises (its beginning); the rest is left out.
+    max_video_seconds: float = 10.0
     # Runs that may wait beyond the running ones; later visitors are told the queue is full.
     queue_size: int = 20
     # Runs at once (on a CPU one run already uses every core); the rest wait, told their place in line.
@@ -44,5 +46,7 @@ class WebLimits:
             raise ConfigError(f"--max-size must be at least 64 pixels; got {self.max_size}")
         if self.max_iterations < 10:
             raise ConfigError(f"--max-iterations must be at least 10; got {self.max_iterations}")
+        if not (self.max_video_seconds > 0 and self.max_video_seconds != float("inf")):
+            raise ConfigError(f"--max-video-seconds must be a positive number of seconds; got {self.max_video_seconds}")
         if not (self.session_hours > 0 and self.session_hours != float("inf")):
             raise ConfigError(f"--session-hours must be a positive number of hours; got {self.session_hours}")

@@ -9,6 +9,7 @@ transfer.py     ``transfer`` (optimisation, Gatys et al.) and ``weights``
 feedforward.py  ``train``, ``apply``, ``export``, ``info``, ``models``
 arbitrary.py    ``arbitrary`` (AdaIN, WCT) and ``train-decoder``
 study.py        ``study`` and ``metrics``
+video.py        ``video`` (a film stylised by any method, temporal consistency, audio copied)
 web.py          ``web``
 ==============  ==============================================================
 """
@@ -18,11 +19,11 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import arbitrary, feedforward, study, transfer, web
+from . import arbitrary, feedforward, study, transfer, video, web
 from ._common import EXIT_CODES, EXIT_ERROR, OneLineParser, run_command
 from .transfer import config_from_args  # noqa: F401  (the transfer options as a TransferConfig; used by tests)
 
-COMMAND_MODULES = (transfer, feedforward, arbitrary, study, web)
+COMMAND_MODULES = (transfer, feedforward, arbitrary, study, video, web)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -139,6 +139,14 @@ COLOR_HELP = (
 )
 
 
+# The one-pass style options under the names users type in every command that has them (video; arbitrary
+# declares the same spellings): "alpha" is the content weight in stylist transfer, so the style strength
+# has its own name.
+STYLE_STRENGTH_FLAGS = {"alpha": "--style-strength"}
+STYLE_STRENGTH_ALIASES = {"alpha": ["--alpha"]}
+STYLE_STRENGTH_HELP = "style strength: 0 gives back the photo (through the decoder), 1 the full style [default: 1.0]"
+
+
 def add_output(parser: argparse.ArgumentParser, metavar: str, help: str) -> None:
     required_group(parser).add_argument("-o", "--output", required=True, metavar=metavar, help=help)
 
