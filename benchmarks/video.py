@@ -1,7 +1,7 @@
 """Benchmark: flicker of stylised film, frame by frame against temporally consistent, for every method.
 
 On the same clip (a piece of ``video/bigbuckbunny.mp4`` from the shared data folder, or ``--film``),
-each method runs twice through :func:`stylist.video.stylize_frames`, once with ``--temporal 0`` (each
+each method runs twice through :func:`stylist.films.stylize_frames`, once with ``--temporal 0`` (each
 frame on its own) and once consistent (``temporal`` 0.7 for the one-pass methods, 1 for optimize):
 
 * ``model``: the built-in feed-forward network ``starry-night``;
@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from stylist import flow, quality
+from stylist.films import VideoConfig, read_frames, stylize_frames
 from stylist.image import load_tensor, resize_long_side
-from stylist.video import VideoConfig, read_frames, stylize_frames
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--opt-size", type=int, default=128, help="optimize: long side, px")
     parser.add_argument("--opt-frames", type=int, default=12, help="optimize: frames (the first of the clip)")
     parser.add_argument("--opt-iterations", type=int, default=100, help="optimize: iterations of the first frame")
+    parser.add_argument("--temporal", type=float, default=VideoConfig().temporal, help="one-pass methods' consistency")
     parser.add_argument("--out", default=str(HERE / "results" / "video-cpu.json"))
     args = parser.parse_args()
 
@@ -106,7 +107,7 @@ def main() -> None:
     rows = []
     for name in args.methods:
         frames = clip if name != "optimize" else [resize_long_side(f, args.opt_size) for f in clip[: args.opt_frames]]
-        consistent = 1.0 if name == "optimize" else 0.7
+        consistent = 1.0 if name == "optimize" else args.temporal
         row: dict = {"method": name, "frames": len(frames), "size": list(frames[0].shape[-2:])}
         for label, temporal in (("frame_by_frame", 0.0), ("consistent", consistent)):
             outputs, seconds = run_method(name, frames, temporal, args)

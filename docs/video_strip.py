@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from stylist.films import VideoConfig, read_frames, stylize_frames
 from stylist.image import save_image
-from stylist.video import VideoConfig, read_frames, stylize_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 PAINTING = ROOT / "src" / "stylist" / "examples" / "style" / "starry_night.jpg"

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from stylist.cli import main
+from stylist.films import check_film_path, default_every
 from stylist.image import load_tensor, resize_long_side, save_image
-from stylist.video import check_film_path, default_every
 
 ARGS = [
     "--size",

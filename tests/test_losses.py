@@ -142,12 +142,16 @@ def test_one_feature_normalisation_for_optimisation_training_metrics_and_decoder
     by the weight source's table, and the metrics' content and style are the optimisation's terms."""
     from stylist.decoders import Encoder
     from stylist.feedforward import FeedForwardConfig, _build_losses
-    from stylist.metrics import Scorer
+    from stylist.metrics import MetricsConfig, Scorer
     from stylist.optimize import Objective, TransferConfig, build_network
     from stylist.weights import SOURCES
 
     table = SOURCES["vgg19-caffe"].feature_norms
-    cfg = TransferConfig(content_weight=1.0, style_weight=1.0, device="cpu", precision="fp32")
+    # The metrics measure at relu1_1 .. relu5_1 (the studies' measuring stick); optimisation's default
+    # leaves relu5_1 out (issue 15), so the optimisation here is given the metrics' layers.
+    cfg = TransferConfig(
+        content_weight=1.0, style_weight=1.0, device="cpu", precision="fp32", style_layers=MetricsConfig().style_layers
+    )
     layers = (*cfg.content_layers, *cfg.style_layers)
     content, style = content64, style64[..., : content64.shape[-2], : content64.shape[-1]]
     objective = Objective(build_network(cfg, torch.device("cpu")), cfg, content, [style])

@@ -21,10 +21,10 @@ from PIL import Image, ImageSequence
 import stylist.cli as cli
 from stylist.checkpoint import load_checkpoint, save_checkpoint
 from stylist.errors import ConfigError, StylistError
+from stylist.films import FPS, HOLD_LAST_MS
 from stylist.image import load_tensor, resize_long_side, save_image
 from stylist.manifest import read_manifest
 from stylist.optimize import Interrupted, TransferConfig, stylize
-from stylist.video import FPS, HOLD_LAST_MS
 
 # Two scales (32 px: 8 iterations, 64 px: 4), no early stop, so every run has 12 steps.
 CFG = TransferConfig(size=64, iterations=12, min_level_size=32, early_stop_patience=0, precision="fp32")

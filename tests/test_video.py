@@ -23,8 +23,7 @@ pytest.importorskip("cv2")
 import stylist  # noqa: E402
 from stylist import flow  # noqa: E402
 from stylist.cli import main  # noqa: E402
-from stylist.image import load_tensor, resize  # noqa: E402
-from stylist.video import (  # noqa: E402
+from stylist.films import (  # noqa: E402
     FilmReader,
     VideoConfig,
     VideoResult,
@@ -32,6 +31,7 @@ from stylist.video import (  # noqa: E402
     stylize_frames,
     stylize_video,
 )
+from stylist.image import load_tensor, resize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "src" / "stylist" / "examples" / "content" / "cat_chelsea.jpg"
@@ -365,7 +365,7 @@ def test_api_frames_in_frames_out(clips, tmp_path) -> None:
     result = stylist.video(clips["pan"], tmp_path / "api.mp4", style=PAINTING, size=32, duration=0.5)
     assert result.frames == 6 and (tmp_path / "api.mp4").exists() and result.warping_error is not None
     assert Fraction(film_facts(tmp_path / "api.mp4")["rate"]) == FPS
-    assert stylist.video.Film is not None  # the module stays a module
+    assert stylist.films.Film is not None and stylist.video is stylist.api.video
 
 
 def test_resume_carries_on_a_stopped_film(clips, tmp_path) -> None:

@@ -80,7 +80,7 @@ def video(
 
     ``source`` is a video file or a folder of frames, with ``output`` the film (.mp4 .mov .mkv) or a
     folder for PNG frames: the film is written (streamed, audio copied) and a
-    :class:`stylist.video.VideoResult` returned (frames, scene cuts, Lai et al.'s warping error, time).
+    :class:`stylist.films.VideoResult` returned (frames, scene cuts, Lai et al.'s warping error, time).
     Or ``source`` is an iterable of frames, RGB tensors (1, 3, H, W) in [0, 1], and no ``output``: an
     iterator of the stylised frames (1, 3, H', W') in [0, 1] comes back, one at a time, for those who
     bring their own decoder.
@@ -88,12 +88,12 @@ def video(
     ``model`` is a feed-forward network (a built-in style name, a .safetensors or .onnx file, or a
     loaded model); else ``style`` is one painting or a list (paths, PIL images or tensors) for
     ``method`` adain, wct or optimize. Keyword ``options`` are fields of
-    :class:`stylist.video.VideoConfig` (``temporal=0.7``, ``size=512``, ``alpha``, ``start`` ...)
+    :class:`stylist.films.VideoConfig` (``temporal=0.7``, ``size=512``, ``alpha``, ``start`` ...)
     and override ``config``. ``callback(progress)`` is called after every frame; returning True stops
     (a film is still written, of the frames so far). Raises StylistError subclasses (one line) for
     bad inputs and options.
     """
-    from .video import VideoConfig, stylize_frames, stylize_video
+    from .films import VideoConfig, stylize_frames, stylize_video
 
     base = asdict(config) if config is not None else {}
     cfg = VideoConfig(**{**base, **options})

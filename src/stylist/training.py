@@ -70,7 +70,14 @@ def init_distributed(device: str) -> torch.device | None:
 
 
 def close_distributed() -> None:
+    """Leave the process group, all processes together.
+
+    The barrier first: a process that tore its group down while the main one was still writing the
+    model closed gloo's connections under a peer that still held them, and now and then one of them
+    aborted at exit ("terminate called without an active exception", SIGABRT), failing the run.
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

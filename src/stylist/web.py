@@ -53,10 +53,10 @@ from .arbitrary import ArbitraryConfig, load_decoder
 from .devices import resolve_device
 from .errors import StylistError
 from .feedforward import builtin_models, load_model
+from .films import VideoConfig, VideoProgress, VideoResult, stylize_video
 from .image import WRITE_FORMATS, read_picture, resize_long_side, save_image, to_pil, write_atomic_bytes
 from .manifest import build_manifest, embed_params, input_records, one_pass_manifest, to_json
 from .optimize import Progress, TransferConfig, TransferResult, stylize
-from .video import VideoConfig, VideoProgress, VideoResult, stylize_video
 from .web_limits import WebLimits
 
 log = logging.getLogger("stylist.web")
@@ -701,7 +701,7 @@ class App:
             check_image(style, "style", self.limits)
             chosen, name = {"style": style}, Path(display_name(style)).stem
         try:  # read before any work: a damaged file or one without video is refused in one line
-            from .video import FilmReader
+            from .films import FilmReader
 
             FilmReader(film).close()
         except StylistError as err:

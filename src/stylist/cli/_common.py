@@ -431,11 +431,11 @@ def all_checked() -> None:
 
 
 def all_done() -> None:
-    """Leave the process group :func:`all_checked` joined (torchrun), once this process's share is written."""
-    import torch.distributed as dist
+    """Leave the process group :func:`all_checked` joined (torchrun), once this process's share is written,
+    all processes together (see :func:`stylist.training.close_distributed`)."""
+    from ..training import close_distributed
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    close_distributed()
 
 
 def process_device(name: str) -> str:

@@ -17,6 +17,7 @@ from ..checkpoint import default_path as default_checkpoint_path
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..devices import PRECISIONS, resolve_device
 from ..errors import StylistError, StylistWarning
+from ..films import Film, check_film_path, default_every
 from ..image import (
     Picture,
     alpha_note,
@@ -53,7 +54,6 @@ from ..optimize import (
 )
 from ..presets import PRESETS, preset_config
 from ..vgg import POOLING
-from ..video import Film, check_film_path, default_every
 from ..weights import SOURCES
 from ._common import (
     ProgressBar,

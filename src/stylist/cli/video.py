@@ -1,7 +1,7 @@
 """``stylist video``: a film (or a folder of frames) stylised by any method, without flicker, its sound kept.
 
-A thin adapter over :func:`stylist.video.stylize_video`: the options come from
-:class:`stylist.video.VideoConfig`; every input is checked and the output path is refused or accepted
+A thin adapter over :func:`stylist.films.stylize_video`: the options come from
+:class:`stylist.films.VideoConfig`; every input is checked and the output path is refused or accepted
 before any work; Ctrl-C (or SIGTERM) writes a playable film of the frames done so far and exits 130
 (143); the last line gives the frames per second and Lai et al.'s warping error (the flicker measure).
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..color import COLOR_CHOICES
 from ..errors import ConfigError, StylistError
+from ..films import CODECS, CONTAINERS, VIDEO_METHODS, VideoConfig, check_codec, is_frame_folder, stylize_video
 from ..flow import FLOW_METHODS
 from ..image import load_tensor
-from ..video import CODECS, CONTAINERS, VIDEO_METHODS, VideoConfig, check_codec, is_frame_folder, stylize_video
 from ._common import (
     STYLE_STRENGTH_ALIASES,
     STYLE_STRENGTH_FLAGS,
