@@ -103,8 +103,14 @@ HELPS = {
     "lr": "step size [default: 1.0 for L-BFGS, 0.02 for Adam (pixels in [0, 1]), 3e-6 for SGD (momentum 0.9, "
     "on the gradient times the pixel count, so it holds at every size)]",
     "normalization": "mean (size-independent) or paper (Gatys et al.'s sums) [default: mean]",
-    "layer_balance": "divide each layer's features by its mean activation over the photo, standing in for the "
-    "paper's normalised VGG; --no-layer-balance: raw activations [default: on]",
+    "layer_balance": "divide each layer's features by its mean activation over photographs (the weight "
+    "source's table, or the photo for weights without one), standing in for the paper's normalised VGG; "
+    "--no-layer-balance: raw activations "
+    "[default: on]",
+    "style_layers": "layers whose Gram matrices the result must match in the painting. The paper's fifth, "
+    "relu5_1, is left out by default: at the coarse scales it painted the painting's figures over the photo "
+    "(docs/quality.md); add it back, or use --preset gatys2016, for the paper's five [default: relu1_1 relu2_1 "
+    "relu3_1 relu4_1]",
     "multiscale": "coarse-to-fine schedule (quarter, half, full size); --no-multiscale: one scale only [default: on]",
     "early_stop_patience": "stop a scale early when the loss improved by less than --early-stop-tol (relative) "
     "over this many iterations; 0: never [default: 30]",
