@@ -308,3 +308,16 @@ def test_the_held_out_paintings_share_no_artist_with_training() -> None:
         training = [r for r in csv.DictReader(f) if Path(r["file"]).name not in {c["file"] for c in committed}]
     assert not held_artists & {r["artist"] for r in training}
     assert not held_artists & heldout_paintings.TRAINED_ARTISTS
+
+
+def test_rows_naming_no_image_are_warned_about_in_one_line(paintings, tmp_path) -> None:
+    """A typo in the CSV (or a file left out on purpose) is said, not silently dropped."""
+    from stylist.errors import StylistWarning
+
+    table = tmp_path / "sub" / "paintings.csv"
+    table.parent.mkdir()
+    table.write_text("file,artist\n../set1/a1.png,A\n../set1/nothere.png,B\nmissing.jpg,C\n")
+    files, _ = gather_images([paintings["set1"]])
+    with pytest.warns(StylistWarning, match=r"2 rows name no image in the folders \(first: ../set1/nothere.png\)"):
+        weights = sampling_weights(files, table)
+    assert len(weights) == len(files)

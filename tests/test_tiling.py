@@ -325,3 +325,15 @@ def test_a_tiled_run_resumes_to_the_unbroken_result(content_path: Path, style_pa
         stylize(content_path, style_path, cfg, stop_at_3)
     resumed = stylize(content_path, style_path, cfg, resume=stop.value.result.checkpoint())
     assert torch.equal(resumed.image, unbroken.image)
+
+
+@pytest.mark.parametrize("bad", [-3, 7, 31])
+def test_a_tile_size_too_small_to_be_useful_is_refused(bad) -> None:
+    """A 7 px tile is nearly all margin (a run took minutes where whole it took a second): one line."""
+    from stylist.errors import ConfigError
+
+    for cfg in (TransferConfig(tile_size=bad), ArbitraryConfig(tile_size=bad)):
+        with pytest.raises(ConfigError, match="--tile-size must be 0 .no tiles. or at least 32 px"):
+            cfg.validate()
+    TransferConfig(tile_size=32).validate()
+    ArbitraryConfig(tile_size=0).validate()

@@ -208,7 +208,19 @@ def test_help_lists_every_option(capsys) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["no-video", "damaged", "truncated", "codec", "not-found", "exists", "model-and-style", "temporal"],
+    [
+        "no-video",
+        "damaged",
+        "truncated",
+        "codec",
+        "not-found",
+        "exists",
+        "model-and-style",
+        "temporal",
+        "image",
+        "folder-is-a-file",
+        "start-past-the-end",
+    ],
 )
 def test_bad_inputs_are_refused_in_one_line(case, clips, tmp_path, capsys) -> None:
     src, extra = clips["pan"], ["--model", "starry-night"]
@@ -238,11 +250,22 @@ def test_bad_inputs_are_refused_in_one_line(case, clips, tmp_path, capsys) -> No
         extra += ["--style", PAINTING]
     elif case == "temporal":
         extra += ["--temporal", "1.5"]
-    code, err = run([src, *extra, "-o", out, "-q"], capsys)
+    elif case == "image":
+        src = ROOT / "examples" / "content" / "cat_chelsea.jpg"
+    elif case == "start-past-the-end":
+        extra += ["--start", "60"]
+    target: object = out
+    if case == "folder-is-a-file":
+        out = tmp_path / "frames"
+        out.write_bytes(b"keep me")
+        target = f"{out}/"  # meant as a folder of frames, but it is a file
+    code, err = run([src, *extra, "-o", target, "-q"], capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in err, err
-    assert (out.read_bytes() == b"keep me") if case == "exists" else not out.exists()
+    says = {"image": "holds no video frames", "folder-is-a-file": "is a file, not a folder", "start-past": "lasts"}
+    assert all(text in lines[0] for key, text in says.items() if case.startswith(key)), lines[0]
+    assert (out.read_bytes() == b"keep me") if case in ("exists", "folder-is-a-file") else not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

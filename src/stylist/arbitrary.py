@@ -63,7 +63,7 @@ from .errors import ConfigError
 from .image import ImageLike, fit_min_side, load_tensor, pad_to_fit, resize_long_side, source_name
 from .losses import layer_mask, mean_std
 from .masks import load_masks
-from .tiling import RunningMoments, choose_tile, grid
+from .tiling import RunningMoments, check_tile_size, choose_tile, grid
 
 # --- configuration ------------------------------------------------------------------------------------
 
@@ -135,8 +135,7 @@ class ArbitraryConfig:
             raise ConfigError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISIONS)}")
         if self.max_pixels is not None and self.max_pixels <= 0:
             raise ConfigError(f"--max-pixels must be a positive number of pixels; got {self.max_pixels}")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {self.tile_size}")
+        check_tile_size(self.tile_size)
 
 
 def _check_shares(weights: Sequence[float] | None, flag: str) -> None:

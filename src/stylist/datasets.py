@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .errors import ConfigError
+from .errors import ConfigError, StylistWarning
 from .image import load_tensor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
@@ -176,10 +177,30 @@ def sampling_weights(files: Sequence[Path], table: str | os.PathLike, what: str 
             f"{table}: names none of the {len(files)} images found; its 'file' column must give each image's "
             "path relative to the CSV's folder, or its file name"
         )
+    _warn_unmatched(rows, files, by_path, table)
     weights = _file_weights(values, table) if mode == "weight" else _artist_weights(values)
     if not any(w > 0 for w in weights):
         raise ConfigError(f"{table}: every image has weight 0; give some a positive weight")
     return weights
+
+
+def _warn_unmatched(rows: list[dict[str, str]], files: Sequence[Path], by_path: dict[Path, dict], table) -> None:
+    """A warning (one line) for CSV rows naming no image found: a typo, or a file left out on purpose."""
+    paths = {p.resolve() for p in files}
+    names = {p.name for p in files}
+    unmatched = [
+        r["file"]
+        for r in rows
+        if r["file"] and (Path(table).parent / r["file"]).resolve() not in paths and Path(r["file"]).name not in names
+    ]
+    if unmatched:
+        n = len(unmatched)
+        rows_say = "1 row names" if n == 1 else f"{n} rows name"
+        warnings.warn(
+            f"{table}: {rows_say} no image in the folders (first: {unmatched[0]}); "
+            f"{'it is' if n == 1 else 'they are'} not drawn",
+            StylistWarning,
+        )
 
 
 def _rows_by_file(rows: list[dict[str, str]], table: Path) -> tuple[dict[Path, dict], dict[str, dict]]:

@@ -947,6 +947,15 @@ class FrameFolderWriter:
 # --- a film from file to file ---------------------------------------------------------------------------------
 
 
+def _no_frames(src: str | os.PathLike, cfg: VideoConfig, duration: float | None) -> str:
+    """The one line for a run that found no frame to stylise."""
+    if cfg.start == 0 and cfg.duration is None:
+        return f"{src}: holds no video frames (an image, or an empty film?); give a film (.mp4) or a folder of frames"
+    length = f"the film lasts {duration:.2f} s" if duration else "the film's length is unknown"
+    span = f" for --duration {cfg.duration} s" if cfg.duration is not None else ""
+    return f"{src}: no frames from --start {cfg.start} s{span} ({length})"
+
+
 def is_frame_folder(path: str | os.PathLike) -> bool:
     """True for a folder (read as a film of images in name order) or a name without a film suffix."""
     p = Path(path)
@@ -1035,10 +1044,13 @@ def stylize_video(
         if writer is None:
             writer = _writer(out, info, (image.shape[-2], image.shape[-1]), cfg, audio)
             result.audio_streams = len(getattr(writer, "audio", {}))
-            if result.audio_streams < len(audio):
+            left_out = len(audio) - result.audio_streams
+            if left_out and out.suffix == "":
+                warnings.warn(f"{src}: its sound is left out (a folder of frames holds none)", StylistWarning)
+            elif left_out:
                 warnings.warn(
-                    f"{src}: {len(audio) - result.audio_streams} audio stream(s) cannot go into a "
-                    f"{out.suffix} film as they are and are left out; write a .mkv to keep them",
+                    f"{src}: {left_out} audio stream{'' if left_out == 1 else 's'} cannot go into a {out.suffix} "
+                    "film as they are and are left out; write a .mkv to keep them",
                     StylistWarning,
                 )
             for packet in pending:
@@ -1055,7 +1067,7 @@ def stylize_video(
         for image in stylized:
             write(image)
         if writer is None:
-            raise ImageError(f"{src}: no frames in the piece chosen (--start {cfg.start}, --duration {cfg.duration})")
+            raise ImageError(_no_frames(src, cfg, info.duration))
         writer.close()
     except BaseException:
         if writer is not None:

@@ -59,7 +59,7 @@ from .image import (
 )
 from .losses import NORMALIZATIONS, TV_KINDS, PerceptualLoss, gram, layer_mask, style_layer_loss, tv_loss
 from .masks import load_masks
-from .tiling import MIN_TILE, Tile, budget_bytes, grid, tile_for_budget
+from .tiling import MIN_TILE, Tile, budget_bytes, check_tile_size, grid, tile_for_budget
 from .training import check_checkpoint, cpu_copy, resume_options
 from .vgg import POOLING, VGGFeatures, check_layers, layer_names
 from .weights import SOURCES
@@ -242,8 +242,7 @@ class TransferConfig:
             raise ConfigError(f"--max-pixels must be a positive number of pixels; got {self.max_pixels}")
         if self.max_memory is not None and not (self.max_memory > 0 and math.isfinite(self.max_memory)):
             raise ConfigError(f"--max-memory must be a positive number of GB; got {self.max_memory}")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {self.tile_size}")
+        check_tile_size(self.tile_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -963,7 +962,7 @@ def plan_memory(
             plan.append(None)
             continue
         if cfg.tile_size == 0:
-            raise ConfigError(_too_big(h, w, whole, budget, "whole (--tile-size 0)"))
+            raise ConfigError(_too_big((h, w), sizes[-1], whole, budget, "whole (--tile-size 0)"))
         per_pixel = px * (STATE_BYTES_PER_PIXEL + _content_bytes(cfg))
         preferred = min(PREFERRED_TILE, cfg.tile_size or PREFERRED_TILE)
         history = -1
@@ -976,7 +975,7 @@ def plan_memory(
                 break
         if history < 0:
             need = per_pixel + (MIN_TILE + 2 * margin) ** 2 * vgg + px * history_bytes * min(pairs, MIN_HISTORY)
-            raise ConfigError(_too_big(h, w, need, budget, "even in tiles"))
+            raise ConfigError(_too_big((h, w), sizes[-1], need, budget, "even in tiles"))
         tile = tile_for_budget(int(budget - per_pixel - px * history * history_bytes), vgg, margin, stride)
         if cfg.tile_size:
             tile = min(tile, max(stride, cfg.tile_size // stride * stride))
@@ -994,9 +993,14 @@ def _content_bytes(cfg: TransferConfig) -> float:
     return total
 
 
-def _too_big(h: int, w: int, need: float, budget: float, how: str) -> str:
+def _too_big(hw: tuple[int, int], final: tuple[int, int], need: float, budget: float, how: str) -> str:
+    """The one-line refusal; names the level that does not fit when it is not the result's own size
+    (a finer level needs more still)."""
+    what = f"a {final[1]}x{final[0]} px result"
+    if hw != tuple(final):
+        what += f": its {hw[1]}x{hw[0]} px scale alone"
     return (
-        f"a {w}x{h} px result needs about {need / 2**30:.1f} GB {how}, more than the {budget / 2**30:.1f} GB "
+        f"{what} needs about {need / 2**30:.1f} GB {how}, more than the {budget / 2**30:.1f} GB "
         "this run may use: lower --size or raise --max-memory"
     )
 

@@ -32,6 +32,23 @@ from .errors import ConfigError
 # allocator's slack and everything else on the machine.
 BUDGET_SHARE = 0.7
 MIN_TILE = 64  # px: below this the margins would cost more than the interiors
+# The smallest --tile-size accepted (tests use tiny tiles on tiny images; a real run wants hundreds of
+# px): a 7 px tile is nearly all margin, and a run took minutes where whole it took a second.
+MIN_TILE_OPTION = 32
+
+
+def check_tile_size(tile_size: int | None) -> None:
+    """ConfigError (one line) unless ``tile_size`` is None (auto), 0 (never tile) or at least
+    :data:`MIN_TILE_OPTION` px. Every method's config calls it."""
+    if tile_size is None or tile_size == 0:
+        return
+    if tile_size < 0 or tile_size < MIN_TILE_OPTION:
+        raise ConfigError(
+            f"--tile-size must be 0 (no tiles) or at least {MIN_TILE_OPTION} px (a few hundred is usual); "
+            f"got {tile_size}"
+        )
+
+
 # Bytes per pixel of the full-size images a tiled one-pass run keeps in RAM (input, padded copy, result
 # and its copies, float32 RGB, and the allocator's slack): the growth of the tiled peak above the tile
 # size measured by benchmarks/resolution.py (0.2 kB/px for the feed-forward network, less for AdaIN).
@@ -207,8 +224,7 @@ def choose_tile(
     the largest tiles that fit beside the full-size images a tiled run keeps (in RAM: on the CPU they
     share the budget, on a GPU they do not).
     """
-    if tile_size is not None and tile_size < 0:
-        raise ConfigError(f"--tile-size must be 0 (no tiles) or a positive number of pixels; got {tile_size}")
+    check_tile_size(tile_size)
     if tile_size == 0:
         return None
     if tile_size is None:

@@ -197,8 +197,9 @@ def add_max_pixels(parser: argparse.ArgumentParser, default: object = None) -> N
 
 
 TILE_HELP = (
-    "side of the tiles a large image is processed in, px: the whole-image result (statistics, loss and "
-    "gradient taken over the whole image) in memory that grows with the tile, not the image; 0 = never tile"
+    "side of the tiles a large image is processed in, px (at least 32; a few hundred is usual): the "
+    "whole-image result (normalisation statistics, and for transfer the loss and gradient, taken over the "
+    "whole image) in memory that grows with the tile, not the image; 0 = never tile"
 )
 
 

@@ -9,6 +9,7 @@ before any work; Ctrl-C (or SIGTERM) writes a playable film of the frames done s
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..color import COLOR_CHOICES
@@ -93,6 +94,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _check_output(args: argparse.Namespace, cfg: VideoConfig, inputs: list[str]) -> Path:
     out = Path(args.output)
+    if str(args.output).endswith(("/", os.sep)) and out.exists() and not out.is_dir():
+        raise StylistError(f"{out}: is a file, not a folder; name a folder for the frames, or a film (.mp4)")
     if is_frame_folder(out):
         check_output_folder(out)
         if out.is_dir() and any(out.glob("frame_*.png")) and not args.overwrite:
@@ -133,7 +136,9 @@ def cmd_video(args: argparse.Namespace) -> int:
     cuts = f", {result.cuts} scene cut{'' if result.cuts == 1 else 's'}" if result.cuts else ""
     audio = f", {result.audio_streams} audio stream{'' if result.audio_streams == 1 else 's'} copied"
     method = Path(str(args.model)).stem if args.model else cfg.method
-    stopped = ", interrupted: the frames so far; carry on with --resume" if result.stopped else ""
+    folder = is_frame_folder(out)
+    carry_on = "the frames so far are in the folder" if folder else "the frames so far; carry on with --resume"
+    stopped = f", interrupted: {carry_on}" if result.stopped else ""
     final_line(
         f"wrote {out} ({result.frames} frames {w}x{h}, {method}, temporal {cfg.temporal}{flicker}{cuts}"
         f"{audio if result.audio_streams else ''}, {result.fps:.2f} frames/s{stopped})"
