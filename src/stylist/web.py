@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,6 +407,23 @@ def take_slot(slots: threading.Semaphore, stop: threading.Event) -> bool:
     return True
 
 
+def compute_in_slot(run: OptimisationRun | VideoRun, compute: Callable[[], Any]) -> None:
+    """The body of a run's worker thread: wait for a computing place, set ``run.result`` (or
+    ``run.error``, which the page's thread reports), give the place back, and end the session's claim.
+    A run stopped before it got a place has no result."""
+    try:
+        if not take_slot(run.slots, run.stop):
+            return
+        try:
+            run.result = compute()
+        finally:
+            run.slots.release()
+    except BaseException as err:
+        run.error = err
+    finally:
+        run.session.release()
+
+
 class OptimisationRun:
     """One optimisation in a worker thread; the page's generator polls it for progress.
 
@@ -430,17 +448,7 @@ class OptimisationRun:
         return self.stop.is_set()  # True ends the run: the image so far is the result
 
     def _work(self, content: torch.Tensor, style: torch.Tensor) -> None:
-        try:
-            if not take_slot(self.slots, self.stop):
-                return  # stopped before it began: no result
-            try:
-                self.result = stylize(content, style, self.cfg, self._callback)
-            finally:
-                self.slots.release()
-        except BaseException as err:  # handed to the page's thread, which reports it
-            self.error = err
-        finally:
-            self.session.release()
+        compute_in_slot(self, lambda: stylize(content, style, self.cfg, self._callback))
 
     def _take(self, p: Progress) -> Progress:
         self.rows.append({"step": p.step, **p.losses, "seconds": p.elapsed})
@@ -480,17 +488,9 @@ class VideoRun:
         return self.stop.is_set()  # True: the film is written with the frames so far
 
     def _work(self) -> None:
-        try:
-            if not take_slot(self.slots, self.stop):
-                return
-            try:
-                self.result = stylize_video(self.source, self.out, self.cfg, callback=self._callback, **self.method)
-            finally:
-                self.slots.release()
-        except BaseException as err:  # handed to the page's thread, which reports it
-            self.error = err
-        finally:
-            self.session.release()
+        compute_in_slot(
+            self, lambda: stylize_video(self.source, self.out, self.cfg, callback=self._callback, **self.method)
+        )
 
     def updates(self, every: float = 0.5):
         """The newest VideoProgress at most every ``every`` seconds while the film is made."""
