@@ -38,7 +38,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stylist import flow, quality
@@ -55,17 +54,6 @@ def data_folder() -> Path:
     if os.environ.get("STYLIST_DATA"):
         return Path(os.environ["STYLIST_DATA"])
     return next((p for p in DATA_CANDIDATES if p.exists()), DATA_CANDIDATES[-1])
-
-
-def warping_error(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> float:
-    """Mean warping error over the frame pairs, with Farneback flow between the input frames."""
-    errors = []
-    for t in range(1, len(outputs)):
-        m = flow.motion(flow.grey(inputs[t - 1]), flow.grey(inputs[t]), "farneback")
-        e = flow.warping_error(outputs[t], outputs[t - 1], m)
-        if e is not None:
-            errors.append(e)
-    return float(np.mean(errors)) if errors else float("nan")
 
 
 def style_closeness(outputs: list[torch.Tensor], inputs: list[torch.Tensor], painting: torch.Tensor, net) -> float:
@@ -113,7 +101,7 @@ def main() -> None:
             outputs, seconds = run_method(name, frames, temporal, args)
             row[label] = {
                 "temporal": temporal,
-                "warping_error": warping_error(outputs, frames),
+                "warping_error": flow.film_warping_error(outputs, frames),
                 "style": style_closeness(outputs, frames, painting, net),
                 "fps": len(frames) / seconds,
             }

@@ -293,17 +293,6 @@ def test_ctrl_c_writes_a_playable_film_of_the_frames_so_far(clips, tmp_path, cap
 # --- flicker ------------------------------------------------------------------------------------------
 
 
-def independent_warping_error(frames: list[torch.Tensor], inputs: list[torch.Tensor]) -> float:
-    """Lai et al.'s warping error of ``frames`` with Farneback flow (the consistency used DIS)."""
-    errors = []
-    for t in range(1, len(frames)):
-        m = flow.motion(flow.grey(inputs[t - 1]), flow.grey(inputs[t]), "farneback")
-        e = flow.warping_error(frames[t], frames[t - 1], m)
-        if e is not None:
-            errors.append(e)
-    return float(np.mean(errors))
-
-
 @pytest.mark.parametrize("method", ["model", "adain"])
 def test_consistent_output_flickers_less_than_frame_by_frame(method, clips) -> None:
     inputs = list(read_frames(clips["pan"]))
@@ -311,7 +300,7 @@ def test_consistent_output_flickers_less_than_frame_by_frame(method, clips) -> N
     errors = {}
     for temporal in (0.0, 0.7):
         outs = list(stylize_frames(inputs, VideoConfig(temporal=temporal, precision="fp32"), **kwargs))
-        errors[temporal] = independent_warping_error(outs, inputs)
+        errors[temporal] = flow.film_warping_error(outs, inputs)
     assert errors[0.7] < 0.5 * errors[0.0], errors
 
 
@@ -322,7 +311,7 @@ def test_optimize_with_the_temporal_loss_flickers_less(clips) -> None:
     for temporal in (0.0, 1.0):
         cfg = VideoConfig(method="optimize", temporal=temporal, iterations=6, precision="fp32")
         outs = list(stylize_frames(inputs, cfg, style=PAINTING))
-        errors[temporal] = independent_warping_error(outs, inputs)
+        errors[temporal] = flow.film_warping_error(outs, inputs)
     assert errors[1.0] < 0.5 * errors[0.0], errors
 
 

@@ -177,3 +177,16 @@ def warping_error(current: torch.Tensor, previous: torch.Tensor, m: Motion) -> f
         return None
     diff = (current.float() - warp(previous.float(), m.backward)).pow(2).sum(1, keepdim=True)
     return float((diff * m.mask).sum()) / count
+
+
+def film_warping_error(outputs: list[torch.Tensor], inputs: list[torch.Tensor], method: str = "farneback") -> float:
+    """Mean :func:`warping_error` over the frame pairs of ``outputs`` (stylised), with the flow of
+    ``inputs`` (the frames they were made from) by ``method``; NaN when no pair counts (cuts only).
+    Farneback by default: a film made consistent along DIS flow is not judged by its own flow."""
+    errors = []
+    for t in range(1, len(outputs)):
+        m = motion(grey(inputs[t - 1]), grey(inputs[t]), method)
+        e = warping_error(outputs[t], outputs[t - 1], m)
+        if e is not None:
+            errors.append(e)
+    return float(np.mean(errors)) if errors else float("nan")
