@@ -337,6 +337,16 @@ def layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dic
     return dict(zip(layers, weights))
 
 
+def perceptual_loss(cfg: TransferConfig, feature_norms: dict[str, float]) -> PerceptualLoss:
+    """The configured loss (layers, layer weights, divisors, normalisation), whole image or tiled."""
+    return PerceptualLoss(
+        layer_weights(cfg.content_layers, cfg.content_layer_weights),
+        layer_weights(cfg.style_layers, cfg.style_layer_weights),
+        feature_norms,
+        cfg.normalization,
+    )
+
+
 def build_network(cfg: TransferConfig, device: torch.device) -> VGGFeatures:
     net = VGGFeatures(
         list(cfg.content_layers) + list(cfg.style_layers),
@@ -377,12 +387,7 @@ class Objective:
         if feature_norms is None:
             feature_norms = feature_norms_for(net, cfg, content, precision)
         self.feature_norms = feature_norms
-        self.loss = PerceptualLoss(
-            layer_weights(cfg.content_layers, cfg.content_layer_weights),
-            layer_weights(cfg.style_layers, cfg.style_layer_weights),
-            feature_norms,
-            cfg.normalization,
-        )
+        self.loss = perceptual_loss(cfg, feature_norms)
         shares = torch.tensor(list(style_blend or [1.0] * len(styles)), dtype=torch.float64)
         shares = shares / shares.sum()
         with torch.no_grad():
@@ -1036,12 +1041,7 @@ class TiledObjective:
         self.net, self.cfg, self.history = net, cfg, history
         self.dtype = working_dtype(precision)
         net.to(self.dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.loss = PerceptualLoss(
-            layer_weights(cfg.content_layers, cfg.content_layer_weights),
-            layer_weights(cfg.style_layers, cfg.style_layer_weights),
-            feature_norms,
-            cfg.normalization,
-        )
+        self.loss = perceptual_loss(cfg, feature_norms)
         self.margin, self.stride = _margin(cfg)
         self.tile = tile
         self.tiles = grid(content.shape[-2], content.shape[-1], tile, self.margin, self.stride)
