@@ -497,3 +497,32 @@ def test_a_film_that_cannot_be_written_is_one_line_and_leaves_nothing(clips, tmp
     assert "film.mp4: cannot write the film (File too large)" in lines[0]
     assert old.read_bytes() == b"the user's older film"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]
+
+
+def test_coarse_motion_averages_the_flow_and_trusts_only_whole_cells() -> None:
+    backward = torch.zeros(1, 2, 6, 10)
+    backward[:, 0, :, :4] = 8.0  # 8 px to the right in the first cell column: 2 cells of 4 px
+    mask = torch.ones(1, 1, 6, 10)
+    mask[..., 0, 5] = 0.0  # one untrusted pixel in the second cell column
+    coarse, trusted = flow.coarse_motion(flow.Motion(backward, mask, False), (2, 3), 4)
+    assert coarse.shape == (1, 2, 2, 3) and trusted.shape == (1, 1, 2, 3)
+    assert torch.allclose(coarse[0, 0, :, 0], torch.tensor([2.0, 2.0])) and float(coarse[0, 1].abs().max()) == 0
+    # The frame padded to 8 x 12 at the bottom and right: the last row and column of cells hold padding.
+    assert trusted[0, 0].tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_feed_forward_features_blended_along_the_motion_flicker_less(clips) -> None:
+    from stylist import films
+
+    inputs = list(read_frames(clips["pan"]))
+    cfg = VideoConfig(temporal=0.7, precision="fp32")
+    net = films._load_model("starry-night", cfg)
+    errors = {}
+    for name, stylizer in (
+        ("output blend", films._OnePass(lambda f: net.stylize(f), 0.7)),
+        ("features too", films._FeedForward(net, "none", 0.7)),
+    ):
+        tracker = flow.MotionTracker()
+        outs = [stylizer(f, tracker(f)) for f in inputs]
+        errors[name] = flow.film_warping_error(outs, inputs)
+    assert errors["features too"] < 0.9 * errors["output blend"], errors

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -170,12 +170,26 @@ class TransformerNet(nn.Module):
             Upsample(4 * w, 2 * w, norm), Upsample(2 * w, w, norm), ConvLayer(w, 3, 9, norm=None, relu=False)
         )
 
-    def core(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode(self.residuals(self.encode(x))))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual blocks' output, (B, 4 * width, H / 4, W / 4), of ``x`` whose sides are multiples of 4."""
+        return self.residuals(self.encode(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def render(self, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` back to RGB in [0, 1], (B, 3, 4 h, 4 w)."""
+        return torch.sigmoid(self.decode(h))
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        return self.render(self.features(x))
+
+    def forward(self, x: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``x`` (B, 3, H, W) in [0, 1] stylised; ``blend``, when given, replaces the :meth:`features` of
+        ``x`` padded at the bottom and right to sides that are multiples of 4 before they are rendered
+        (``stylist video``'s consistency)."""
         # Sides padded to a multiple of 4 and to MIN_SIDE (the 9x9 reflection pad needs 5 px), cropped back.
-        return crop_to(self.core(pad_to_fit(x, MIN_SIDE, MULTIPLE)), x.shape[-2:])
+        padded = pad_to_fit(x, MIN_SIDE, MULTIPLE)
+        if blend is None:
+            return crop_to(self.core(padded), x.shape[-2:])
+        return crop_to(self.render(blend(self.features(padded))), x.shape[-2:])
 
 
 # --- tiled inference (issue 18) -------------------------------------------------------------------------
@@ -657,19 +671,26 @@ class StyleModel:
         return self.metadata.get("name") or Path(self.metadata.get("style_name", "model")).stem
 
     @torch.no_grad()
-    def stylize(self, images: torch.Tensor, preserve_color: str = "none", tile_size: int | None = None) -> torch.Tensor:
+    def stylize(
+        self,
+        images: torch.Tensor,
+        preserve_color: str = "none",
+        tile_size: int | None = None,
+        blend: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> the same, on the CPU.
 
         ``tile_size`` (px): None tiles only an image too big for the device's memory, 0 never tiles, a
         positive value tiles any image larger than it (:func:`stylize_tiled`: the same result in
-        bounded memory). ConfigError for a negative value.
+        bounded memory). ConfigError for a negative value. ``blend``: see :meth:`TransformerNet.forward`
+        (on the device, in the run's precision); not called when the image is stylised in tiles.
         """
         hw = (images.shape[-2], images.shape[-1])
         tile = choose_tile(hw, tile_size, self.device, BYTES_PER_PIXEL * images.shape[0], MARGIN, MULTIPLE)
         x = images.to(self.device) if tile is None else images.cpu()
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             if tile is None:
-                y = self.net(x).float()
+                y = self.net(x, blend).float()
             else:
                 y = torch.cat([stylize_tiled(self.net, image[None], tile) for image in x])
         if preserve_color == "luminance":
