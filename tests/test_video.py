@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
@@ -220,6 +221,7 @@ def test_help_lists_every_option(capsys) -> None:
         "image",
         "folder-is-a-file",
         "start-past-the-end",
+        "broken-frame",
     ],
 )
 def test_bad_inputs_are_refused_in_one_line(case, clips, tmp_path, capsys) -> None:
@@ -254,6 +256,13 @@ def test_bad_inputs_are_refused_in_one_line(case, clips, tmp_path, capsys) -> No
         src = ROOT / "examples" / "content" / "cat_chelsea.jpg"
     elif case == "start-past-the-end":
         extra += ["--start", "60"]
+    elif case == "broken-frame":  # a folder of frames, the third one broken: refused before any work
+        src = tmp_path / "frames_in"
+        src.mkdir()
+        for i in range(4):
+            Image.new("RGB", (24, 16), (60 * i, 90, 120)).save(src / f"f{i}.png")
+        (src / "f2.png").write_bytes(b"not a png")
+        out = tmp_path / "frames_out"
     target: object = out
     if case == "folder-is-a-file":
         out = tmp_path / "frames"
@@ -263,7 +272,13 @@ def test_bad_inputs_are_refused_in_one_line(case, clips, tmp_path, capsys) -> No
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in err, err
-    says = {"image": "holds no video frames", "folder-is-a-file": "is a file, not a folder", "start-past": "lasts"}
+    says = {
+        "image": "holds no video frames",
+        "folder-is-a-file": "is a file, not a folder",
+        "start-past": "lasts",
+        "broken-frame": "f2.png: frame 3 of the folder",
+        "damaged": "damaged or not a film (FFmpeg: ",
+    }
     assert all(text in lines[0] for key, text in says.items() if case.startswith(key)), lines[0]
     assert (out.read_bytes() == b"keep me") if case in ("exists", "folder-is-a-file") else not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -691,8 +691,12 @@ class FilmInfo:
 
 
 def _av_error(path: Path, err: Exception) -> ImageError:
-    text = first_line(err)
-    return ImageError(f"{path}: not a readable video (damaged, or not a film: {text})")
+    # FFmpeg's own words without PyAV's "[Errno N] ...: 'path'" wrapping, which says nothing more.
+    reason = getattr(err, "strerror", None) or first_line(err)
+    return ImageError(
+        f"{path}: not a readable video, damaged or not a film (FFmpeg: {reason}); "
+        "check that it plays in a video player, or convert it to MP4"
+    )
 
 
 class FilmReader:
@@ -834,6 +838,22 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
     if not files:
         raise ImageError(f"{folder}: no images (.jpg .png .webp .tif .bmp) in this folder to read as frames")
     return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+
+
+def check_frames(files: Sequence[Path]) -> None:
+    """ImageError (one line) naming the first of ``files`` that is not a readable image, before any
+    frame is stylised (a run would otherwise stop at it, its earlier frames done). Pillow's
+    ``verify`` reads each file without decoding it: a damaged PNG is caught here, a JPEG cut short
+    only when it is decoded."""
+    for i, file in enumerate(files):
+        try:
+            with Image.open(file) as im:
+                im.verify()
+        except Exception as err:  # Pillow raises many kinds (OSError, SyntaxError, struct.error, ...)
+            raise ImageError(
+                f"{file}: frame {i + 1} of the folder is not a readable image ({first_line(err)}); "
+                "replace it or move it out of the folder"
+            ) from None
 
 
 # --- films out ---------------------------------------------------------------------------------------------
@@ -1019,6 +1039,7 @@ def open_input(src: str | os.PathLike, cfg: VideoConfig) -> tuple[FilmInfo, Call
         skip = round(cfg.start * rate)
         count = len(files) - skip if cfg.duration is None else min(len(files) - skip, round(cfg.duration * rate))
         count = max(0, count)
+        check_frames(files[skip : skip + count])
         hw = (first.shape[-2], first.shape[-1])
         info = FilmInfo(src, hw, rate, 1 / rate, count, len(files) / float(rate))
 
