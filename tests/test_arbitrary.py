@@ -656,3 +656,21 @@ def test_shipped_decoder_reconstructs_held_out_photos(method: str, encoder: Enco
         )
     if method == "wct":
         assert means["relu1_1"] > means["relu3_1"] > means["relu5_1"], means
+
+
+def test_identity_loss_weighs_pixels_and_features_as_wct_reconstruction() -> None:
+    from stylist.train_decoders import _identity_loss
+
+    torch.manual_seed(0)
+    encoder, net = Encoder("relu4_1"), Decoder()
+    photo = torch.rand(1, 3, 32, 32)
+    fc = encoder(photo)["relu4_1"]
+
+    def loss(pixel: float, feature: float) -> float:
+        cfg = DecoderTrainConfig(pixel_weight=pixel, feature_weight=feature)
+        return float(_identity_loss(net, encoder, photo, fc, cfg))
+
+    p, f = loss(1, 0), loss(0, 1)
+    assert p > 0 and f > 0
+    assert math.isclose(p, float(torch.nn.functional.mse_loss(net(fc), photo)), rel_tol=1e-5)
+    assert math.isclose(loss(2, 3), 2 * p + 3 * f, rel_tol=1e-5)

@@ -92,17 +92,19 @@ class DecoderTrainConfig:
     content_weight: float = 1.0
     # AdaIN: weight of the mean/std style loss at relu1_1..relu4_1 (the paper: 10).
     style_weight: float = 10.0
-    # WCT: weight of the pixel reconstruction loss.
+    # WCT: weight of the pixel reconstruction loss; AdaIN: of the identity term's pixel part.
     pixel_weight: float = 1.0
-    # WCT: weight lambda of the feature reconstruction loss (Li et al.: 1).
+    # WCT: weight lambda of the feature reconstruction loss (Li et al.: 1); AdaIN: of the identity
+    # term's relu4_1 part.
     feature_weight: float = 1.0
     # WCT: the levels to train a decoder for.
     levels: tuple[str, ...] = WCT_LEVELS
     # Start from the weights of this decoder file instead of random ones (fine-tuning). WCT: the
     # file's levels that are not in --levels are carried over unchanged into the result.
     init: str | None = None
-    # AdaIN: weight of an identity loss, decoder(photo's own relu4_1) against the photo (pixel MSE
-    # plus relu4_1 MSE). 0 is the paper's objective; see docs/models/adain.md for when to add it.
+    # AdaIN: weight of an identity loss, decoder(photo's own relu4_1) against the photo: WCT's
+    # reconstruction loss, --pixel-weight x pixel MSE + --feature-weight x relu4_1 MSE. 0 is the
+    # paper's objective; see docs/models/adain.md for when to add it.
     identity_weight: float = 0.0
     # Seed for the initial weights and the order and placement of the crops.
     seed: int = 0
@@ -366,12 +368,15 @@ def _adain_losses(
         style = style + F.mse_loss(om, sm) + F.mse_loss(osd, ssd)
     terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style}
     if cfg.identity_weight > 0:
-        terms["identity"] = cfg.identity_weight * _identity_loss(net, encoder, images["content"], fc)
+        terms["identity"] = cfg.identity_weight * _identity_loss(net, encoder, images["content"], fc, cfg)
     return terms, {"content": images["content"], "style": images["style"], "output": out}
 
 
-def _identity_loss(net: nn.Module, encoder: Encoder, photo: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
-    """The photo decoded from its own relu4_1 against the photo: pixels and relu4_1 features.
+def _identity_loss(
+    net: nn.Module, encoder: Encoder, photo: torch.Tensor, fc: torch.Tensor, cfg: DecoderTrainConfig
+) -> torch.Tensor:
+    """The photo decoded from its own relu4_1 against the photo: pixels and relu4_1 features, weighed
+    as in WCT's reconstruction loss (``cfg.pixel_weight``, ``cfg.feature_weight``).
 
     Not in Huang and Belongie's objective. Trained on stylised targets alone, a decoder never sees
     unstyled features, and with few paintings it paints every photo in their palette even at
@@ -379,7 +384,10 @@ def _identity_loss(net: nn.Module, encoder: Encoder, photo: torch.Tensor, fc: to
     arbitrary-style papers do).
     """
     out = net(fc)
-    return F.mse_loss(out.float(), photo) + F.mse_loss(encoder(out, ADAIN_LEVEL)[ADAIN_LEVEL].float(), fc.float())
+    pixel = F.mse_loss(out.float(), photo)
+    return cfg.pixel_weight * pixel + cfg.feature_weight * F.mse_loss(
+        encoder(out, ADAIN_LEVEL)[ADAIN_LEVEL].float(), fc.float()
+    )
 
 
 def _wct_losses(
