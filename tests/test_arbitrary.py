@@ -361,7 +361,7 @@ def test_cli_writes_results_of_the_photos_size(files: dict[str, Path], tmp_path:
         ("broken content", "broken.jpg"),
         ("missing style", "style file not found"),
         ("exists", "already exists"),
-        ("mask count", "mask(s) for 1 style"),
+        ("mask count", "2 masks for 1 style image: give one --mask per style image"),
         ("weights count", "--style-weights has 2 values"),
         ("alpha", "--style-strength (alpha) must be between 0 and 1"),
         ("method", "invalid choice"),

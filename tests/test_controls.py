@@ -127,7 +127,7 @@ def test_style_size_ratio_sets_the_paintings_size(monkeypatch: pytest.MonkeyPatc
 
 
 def test_style_weights_count_must_match() -> None:
-    with pytest.raises(opt.ConfigError, match="2 values for 1 style"):
+    with pytest.raises(opt.ConfigError, match="has 2 values for 1 style image: give one per style image"):
         stylize(PHOTO, STARRY, TransferConfig(**FAST, style_weights=(0.5, 0.5)))
 
 

@@ -59,7 +59,7 @@ from .decoders import (
     load_decoder,
 )
 from .devices import PRECISIONS, resolve_device, resolve_precision
-from .errors import ConfigError
+from .errors import ConfigError, check_one_each
 from .image import ImageLike, fit_min_side, load_tensor, pad_to_fit, resize_long_side, source_name
 from .losses import layer_mask, mean_std
 from .masks import load_masks
@@ -119,8 +119,7 @@ class ArbitraryConfig:
         if not self.levels or len(set(self.levels)) != len(self.levels):
             raise ConfigError("--levels needs at least one level, each once")
         if self.level_alphas is not None:
-            if len(self.level_alphas) != len(self.levels):
-                raise ConfigError(f"--level-alphas has {len(self.level_alphas)} values for {len(self.levels)} levels")
+            check_one_each("--level-alphas", self.level_alphas, len(self.levels), "level")
             if any(not (0.0 <= a <= 1.0) for a in self.level_alphas):
                 raise ConfigError(
                     f"--level-alphas must each be between 0 and 1; got {' '.join(map(str, self.level_alphas))}"
@@ -313,8 +312,8 @@ def prepare_inputs(
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [cast(ImageLike, styles)]  # else: one painting
     if not style_list:
         raise ConfigError("give at least one style image")
-    if cfg.style_weights is not None and len(cfg.style_weights) != len(style_list):
-        raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(style_list)} style image(s)")
+    if cfg.style_weights is not None:
+        check_one_each("--style-weights", cfg.style_weights, len(style_list), "style image")
     if masks and cfg.style_weights is not None:
         raise ConfigError(
             "--style-weights and --mask do not go together: each mask already says where its painting goes"

@@ -6,6 +6,8 @@ Every error a user can cause (a missing file, a bad option, unusable weights) is
 
 from __future__ import annotations
 
+from collections.abc import Sized
+
 
 class StylistError(Exception):
     """A problem the user can fix; ``str(err)`` is one line saying what and how."""
@@ -37,6 +39,19 @@ def first_line(err: BaseException, limit: int = 160) -> str:
         return line
     cut = line[:limit].rsplit(" ", 1)[0].rstrip(" ,;:(")
     return f"{cut} ..."
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1: "1 value", "2 style images"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def check_one_each(flag: str, values: Sized, items: int, item: str) -> None:
+    """ConfigError (one line) unless ``values`` (a sized option value) has one value per ``item``
+    (singular noun), for options such as --style-weights, which give one number per painting."""
+    n = len(values)
+    if n != items:
+        raise ConfigError(f"{flag} has {count(n, 'value')} for {count(items, item)}: give one per {item}")
 
 
 class StylistWarning(UserWarning):

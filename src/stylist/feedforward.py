@@ -39,7 +39,7 @@ from torch import nn
 from . import __version__
 from .color import luminance, with_chroma
 from .devices import TRAIN_PRECISIONS, resolve_device, train_dtype
-from .errors import ConfigError, StylistError, first_line
+from .errors import ConfigError, StylistError, check_one_each, first_line
 from .image import (
     ImageLike,
     check_tensor,
@@ -371,11 +371,8 @@ class FeedForwardConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number; got {value}")
         if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
             raise ConfigError(f"--tv-weight must be zero or positive; got {self.tv_weight}")
-        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
-            raise ConfigError(
-                f"--style-layer-weights has {len(self.style_layer_weights)} values "
-                f"for {len(self.style_layers)} style layers"
-            )
+        if self.style_layer_weights is not None:
+            check_one_each("--style-layer-weights", self.style_layer_weights, len(self.style_layers), "style layer")
         if self.norm not in NORMS:
             raise ConfigError(f"unknown --norm '{self.norm}': use one of {', '.join(NORMS)}")
         if self.precision not in TRAIN_PRECISIONS:

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .devices import resolve_device, resolve_precision
-from .errors import ConfigError, ImageError, StylistWarning, first_line
+from .errors import ConfigError, ImageError, StylistWarning, check_one_each, first_line
 from .flow import Motion, MotionTracker, coarse_motion, need_opencv, warp, warping_error
 from .image import (
     TEMP_SUFFIX,
@@ -559,8 +559,8 @@ def make_stylizer(
             return _FeedForward(net, cfg.preserve_color, cfg.temporal)
         return _OnePass(lambda frame: net.stylize(frame, cfg.preserve_color), cfg.temporal)  # ONNX
     styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]
-    if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
-        raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(styles)} style image(s)")
+    if cfg.style_weights is not None:
+        check_one_each("--style-weights", cfg.style_weights, len(styles), "style image")
     paintings = [load_tensor(s, "style", cfg.max_pixels) for s in styles]
     if cfg.method == "optimize":
         return _Optimize(cfg, paintings)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import ConfigError, ImageError, StylistWarning, first_line
+from .errors import ConfigError, ImageError, StylistWarning, count, first_line
 
 # Output formats by suffix (Pillow format names).
 WRITE_FORMATS = {
@@ -176,7 +176,8 @@ def check_tensor(src: torch.Tensor, what: str = "image", batch: bool = True, gre
         raise TensorInputError(f"{what} tensor is empty; got {tuple(src.shape)}")
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
-        raise TensorInputError(f"{what} tensor holds {bad} NaN or infinite value(s); give finite values in [0, 1]")
+        values = count(bad, "NaN or infinite value")
+        raise TensorInputError(f"{what} tensor holds {values}; give finite values in [0, 1]")
     low, high = float(t.min()), float(t.max())
     if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
         hint = "; divide a 0-255 image by 255" if high > 1.5 else ""

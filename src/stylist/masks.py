@@ -7,8 +7,17 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import ConfigError, StylistWarning
+from .errors import ConfigError, StylistWarning, count
 from .image import ImageLike, TensorInputError, check_tensor, load_tensor, resize
+
+
+def check_mask_count(n_masks: int, n_styles: int) -> None:
+    """ConfigError (one line) unless there is one mask per style image."""
+    if n_masks != n_styles:
+        raise ConfigError(
+            f"{count(n_masks, 'mask')} for {count(n_styles, 'style image')}: give one --mask per style image, "
+            "in the same order"
+        )
 
 
 def load_masks(
@@ -22,10 +31,7 @@ def load_masks(
     """
     if masks is None or len(masks) == 0:
         return None
-    if len(masks) != n_styles:
-        raise ConfigError(
-            f"{len(masks)} mask(s) for {n_styles} style image(s): give one --mask per style image, in the same order"
-        )
+    check_mask_count(len(masks), n_styles)
     out = []
     for i, mask in enumerate(masks):
         name = mask if isinstance(mask, (str, bytes)) or hasattr(mask, "__fspath__") else f"mask {i + 1}"

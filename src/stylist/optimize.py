@@ -45,7 +45,7 @@ from .devices import (  # noqa: F401  (resolve_device, resolve_precision, PRECIS
     resolve_precision,
     working_dtype,
 )
-from .errors import ConfigError, NonFiniteLossError
+from .errors import ConfigError, NonFiniteLossError, check_one_each
 from .image import (
     ImageLike,
     check_min_side,
@@ -208,10 +208,7 @@ class TransferConfig:
             if not layers:
                 raise ConfigError(f"--{what}-layers needs at least one layer")
             if weights is not None:
-                if len(weights) != len(layers):
-                    raise ConfigError(
-                        f"--{what}-layer-weights has {len(weights)} values for {len(layers)} {what} layers"
-                    )
+                check_one_each(f"--{what}-layer-weights", weights, len(layers), f"{what} layer")
                 if any(not (w > 0 and math.isfinite(w)) for w in weights):
                     raise ConfigError(f"--{what}-layer-weights must all be positive; got {' '.join(map(str, weights))}")
         if self.style_weights is not None and any(not (w >= 0 and math.isfinite(w)) for w in self.style_weights):
@@ -549,8 +546,8 @@ def stylize(
     content_t = content_p.rgb
     styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]  # else: one painting
     style_ts = [load_tensor(s, "style", cfg.max_pixels) for s in styles]
-    if cfg.style_weights is not None and len(cfg.style_weights) != len(style_ts):
-        raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(style_ts)} style images")
+    if cfg.style_weights is not None:
+        check_one_each("--style-weights", cfg.style_weights, len(style_ts), "style image")
     mask_ts = load_masks(masks, len(style_ts), (content_t.shape[-2], content_t.shape[-1]))
     photo = content_t
     content_t, style_ts = prepare_colors(cfg.preserve_color, content_t, style_ts)

@@ -16,9 +16,10 @@ from ..arbitrary import ArbitraryConfig, shared_encoder, stylize_arbitrary
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..decoders import decoder_file, load_decoder
 from ..devices import resolve_device
-from ..errors import ConfigError, StylistError
+from ..errors import ConfigError, StylistError, check_one_each
 from ..image import WRITE_FORMATS, load_tensor, output_format, read_picture, save_image, write_atomic
 from ..manifest import embed_params, input_records, one_pass_manifest
+from ..masks import check_mask_count
 from ..train_decoders import DecoderTrainConfig, resume_config, train_decoder
 from ..training import close_distributed, is_main
 from ._common import (
@@ -178,13 +179,10 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
     contents = one_of(args, "content", "content_option", "--content")
     if not contents:
         raise StylistError("give the photo(s): CONTENT... or --content")
-    if cfg.style_weights is not None and len(cfg.style_weights) != len(args.style):
-        raise ConfigError(f"--style-weights has {len(cfg.style_weights)} values for {len(args.style)} style image(s)")
-    if args.mask and len(args.mask) != len(args.style):
-        raise ConfigError(
-            f"{len(args.mask)} mask(s) for {len(args.style)} style image(s): give one --mask per style image, "
-            "in the same order"
-        )
+    if cfg.style_weights is not None:
+        check_one_each("--style-weights", cfg.style_weights, len(args.style), "style image")
+    if args.mask:
+        check_mask_count(len(args.mask), len(args.style))
     jobs, skipped = plan_outputs(contents, args.output, args.overwrite, [*args.style, *(args.mask or [])])
     all_checked()
     jobs = process_share(jobs)  # under torchrun, this process's share of the photos (checked as one run above)
