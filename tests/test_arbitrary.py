@@ -13,6 +13,7 @@ from PIL import Image
 
 from stylist import decoders as arb_files
 from stylist.arbitrary import (
+    EDGE_MARGIN,
     ArbitraryConfig,
     adain,
     blend,
@@ -157,6 +158,18 @@ def test_decoder_mirrors_the_encoder() -> None:
 # --- inference ---------------------------------------------------------------------------------------------
 
 
+def adain_input(photo: torch.Tensor) -> torch.Tensor:
+    """The photo as AdaIN's encoder sees it: reflected by EDGE_MARGIN px on every side, then padded."""
+    m = EDGE_MARGIN
+    return pad_to_multiple(torch.nn.functional.pad(photo, (m, m, m, m), mode="reflect"), 8)
+
+
+def adain_output(decoder: Decoder, target: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """The decoded target cut back to the photo's frame, clamped."""
+    m, (h, w) = EDGE_MARGIN, photo.shape[-2:]
+    return decoder(target)[..., m : m + h, m : m + w].clamp(0, 1)
+
+
 def test_alpha_zero_is_the_decoder_of_the_content_features(encoder: Encoder, adain_decoder: Decoder) -> None:
     content = resize(load_tensor(PHOTOS[0]), (45, 61))  # not multiples of 8: padded, then cropped back
     out = stylize_arbitrary(
@@ -167,9 +180,7 @@ def test_alpha_zero_is_the_decoder_of_the_content_features(encoder: Encoder, ada
         encoder=encoder,
     )
     with torch.no_grad():
-        expected = adain_decoder(encoder(pad_to_multiple(content, 8), ADAIN_LEVEL)[ADAIN_LEVEL])[..., :45, :61].clamp(
-            0, 1
-        )
+        expected = adain_output(adain_decoder, encoder(adain_input(content), ADAIN_LEVEL)[ADAIN_LEVEL], content)
     assert out.shape == (1, 3, 45, 61)
     assert torch.allclose(out, expected, atol=1e-5)
     full = stylize_arbitrary(
@@ -191,9 +202,9 @@ def test_style_weights_interpolate_targets(encoder: Encoder, adain_decoder: Deco
     assert torch.allclose(run([s1, s2], style_weights=(1.0, 0.0)), run([s1]), atol=1e-5)
     assert torch.allclose(run([s1, s2], style_weights=(2.0, 2.0)), run([s1, s2]), atol=1e-6)
     with torch.no_grad():
-        fc = encoder(pad_to_multiple(content, 8), ADAIN_LEVEL)[ADAIN_LEVEL]
+        fc = encoder(adain_input(content), ADAIN_LEVEL)[ADAIN_LEVEL]
         t = [adain(fc, encoder(s, ADAIN_LEVEL)[ADAIN_LEVEL]) for s in (s1, s2)]
-        expected = adain_decoder(0.3 * t[0] + 0.7 * t[1])[..., : content.shape[-2], : content.shape[-1]].clamp(0, 1)
+        expected = adain_output(adain_decoder, 0.3 * t[0] + 0.7 * t[1], content)
     assert torch.allclose(run([s1, s2], style_weights=(0.3, 0.7)), expected, atol=1e-5)
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TypeVar, cast
 
@@ -383,7 +383,37 @@ def _mask_at(
     return [layer_mask(pad_to_multiple(m.to(device), multiple), size) for m in masks]
 
 
+# AdaIN: px of the photo reflected on every side before encoding, cut off after decoding. Departure
+# (none of the papers does it): the encoder's zero padding gives the features along the border values
+# no interior feature has, and the decoder draws them as a frame of dark or light lines. Measured on
+# the quality benchmark's 24 held-out pairs (docs/models/artefacts.py): the edge band's median 0.042 ->
+# 0.034, worst 0.140 -> 0.098 with 16 px; 32 px did no better (0.031, 0.097) and cost more.
+EDGE_MARGIN = 16
+
+
+def _with_margin(prep: Prepared, margin: int) -> Prepared:
+    """``prep`` with its photo (and masks) reflected (repeated) by ``margin`` px on every side."""
+    pad = (margin,) * 4
+    masks = None if prep.masks is None else [F.pad(m, pad, mode="replicate") for m in prep.masks]
+    return replace(prep, content=F.pad(prep.content, pad, mode="reflect"), masks=masks)
+
+
 def _run_adain(
+    prep: Prepared,
+    cfg: ArbitraryConfig,
+    encoder: Encoder,
+    decoder: Decoder,
+    device: torch.device,
+    dtype: torch.dtype,
+    tile: int | None = None,
+) -> torch.Tensor:
+    h, w = prep.content.shape[-2:]
+    m = EDGE_MARGIN if min(h, w) > EDGE_MARGIN else 0  # reflection needs a side longer than the margin
+    out = _run_adain_padded(_with_margin(prep, m) if m else prep, cfg, encoder, decoder, device, dtype, tile)
+    return out[..., m : m + h, m : m + w]
+
+
+def _run_adain_padded(
     prep: Prepared,
     cfg: ArbitraryConfig,
     encoder: Encoder,
