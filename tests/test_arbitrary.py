@@ -623,10 +623,11 @@ def test_train_decoder_cli_errors(folders: dict[str, Path], tmp_path: Path, caps
 # resolution of relu5_1 ... relu2_1 alone would allow with three channels) 19.0, 21.9, 25.2 and
 # 29.9 dB. WCT's decoders are trained to reconstruct and must beat the flat image at every level,
 # finer levels better than coarser ones; relu1_1's linear decoder is a least-squares fit (40+ dB).
-# AdaIN's decoder is trained on stylised targets only (the paper's objective): at alpha 0 it paints
-# the photo in its training paintings' palette, so its floor only excludes the broken range.
-# Measured on the shipped files: AdaIN 14.2; WCT 16.8, 21.3, 26.1, 29.8, 42.2 (relu5_1 ... relu1_1).
-PSNR_FLOOR = {"adain": 12.0, "relu1_1": 30.0, "relu2_1": 20.0, "relu3_1": 18.0, "relu4_1": 16.0, "relu5_1": 14.5}
+# AdaIN's decoder is trained with an identity term besides the paper's objective (issue 16), so that
+# alpha 0 gives the photo back: its floor is that of WCT's relu4_1 level, from which it was started.
+# Measured on the shipped files: AdaIN 21.1 (its predecessor, without the identity term, 14.2); WCT
+# 16.8, 21.3, 26.1, 29.8, 42.2 (relu5_1 ... relu1_1).
+PSNR_FLOOR = {"adain": 19.0, "relu1_1": 30.0, "relu2_1": 20.0, "relu3_1": 18.0, "relu4_1": 16.0, "relu5_1": 14.5}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -192,10 +192,11 @@ def test_feedforward_training_takes_several_folders_and_starts_from_a_model(two_
 # --- what training delivers: the shipped AdaIN decoder at --alpha 0 -------------------------------------------
 
 # PSNR of the bundled lighthouse photo (in no training set) stylised at alpha 0 through the public path
-# at 256 px, against the photo. The shipped decoder (trained on stylised targets only) scores 14.9 dB,
-# below a flat image of the photo's mean colour (15.6 dB): the floor matches it, so that a worse decoder
-# fails; issue 16 asks 20 dB of a retrained one (docs/models/retrain_gpu.sh), and the floor rises with it.
-ALPHA_ZERO_FLOOR_DB = 14.5
+# at 256 px, against the photo. The shipped decoder, retrained with an identity term (issue 16,
+# docs/models/adain.md), scores 20.7 dB (its predecessor, trained on stylised targets only, 14.9: below a
+# flat image of the photo's mean colour, 15.6); issue 16 asks 20 dB, and the floor holds it with 0.5 dB
+# for arithmetic differences between machines.
+ALPHA_ZERO_FLOOR_DB = 20.2
 
 
 def test_shipped_adain_decoder_at_alpha_zero_reconstructs_the_photo_to_its_floor() -> None:

@@ -524,6 +524,11 @@ def test_coarse_motion_averages_the_flow_and_trusts_only_whole_cells() -> None:
     assert torch.allclose(coarse[0, 0, :, 0], torch.tensor([2.0, 2.0])) and float(coarse[0, 1].abs().max()) == 0
     # The frame padded to 8 x 12 at the bottom and right: the last row and column of cells hold padding.
     assert trusted[0, 0].tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    # 4 px added at the top and left (AdaIN's edge margin): the frame starts one cell in.
+    coarse, trusted = flow.coarse_motion(flow.Motion(backward, mask, False), (3, 4), 4, before=4)
+    assert float(coarse[0, 0, 1, 1]) == 2.0 and float(coarse[0, 0, 1, 0]) == 2.0  # the edge's flow repeated
+    assert trusted[0, 0, 0].tolist() == [0.0] * 4 and trusted[0, 0, :, 0].tolist() == [0.0] * 3
+    assert float(trusted[0, 0, 1, 1]) == 1.0
 
 
 def test_feed_forward_features_blended_along_the_motion_flicker_less(clips) -> None:
@@ -535,7 +540,7 @@ def test_feed_forward_features_blended_along_the_motion_flicker_less(clips) -> N
     errors = {}
     for name, stylizer in (
         ("output blend", films._OnePass(lambda f: net.stylize(f), 0.7)),
-        ("features too", films._FeedForward(net, "none", 0.7)),
+        ("features too", films._BlendedFeatures(lambda f, b: net.stylize(f, on_features=b), 4, lambda h, w: 0, 0.7)),
     ):
         tracker = flow.MotionTracker()
         outs = [stylizer(f, tracker(f)) for f in inputs]

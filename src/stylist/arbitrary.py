@@ -254,6 +254,7 @@ def stylize_arbitrary(
     decoder: Decoder | WCTDecoders | None = None,
     encoder: Encoder | None = None,
     style_cache: dict | None = None,
+    on_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``content`` in the style of ``styles`` in one pass: (1, 3, H, W) float32 in [0, 1], on the CPU.
 
@@ -262,7 +263,10 @@ def stylize_arbitrary(
     own region. The result has the photo's size (or ``cfg.size`` on its long side), aspect kept.
     ``decoder``/``encoder`` reuse loaded networks (default: the shipped decoder, loaded once);
     ``style_cache``, a dict kept between calls, keeps each painting's features (keyed by its pixels),
-    so that a batch of photos in one style encodes the painting once.
+    so that a batch of photos in one style encodes the painting once. ``on_features`` (AdaIN, whole images
+    only: not called in tiles) replaces the target features before they are decoded, (1, 512, h, w)
+    on the grid of the photo extended by :func:`edge_margin` px on every side and padded at the bottom
+    and right to multiples of 8, one cell per 8 px (``stylist video``'s consistency).
     """
     cfg = cfg or ArbitraryConfig()
     cfg.validate()
@@ -279,8 +283,10 @@ def stylize_arbitrary(
     tile = choose_tile(hw, cfg.tile_size, device, bytes_per_pixel, max(MARGIN.values()), multiple)
     with torch.inference_mode():
         # The decoder is the kind cfg.method names (Decoder for adain, WCTDecoders for wct).
-        run: Callable[..., torch.Tensor] = _run_adain if cfg.method == "adain" else _run_wct
-        out = run(prep, cfg, encoder, decoder, device, dtype, tile)
+        if cfg.method == "adain":
+            out = _run_adain(prep, cfg, encoder, cast(Decoder, decoder), device, dtype, tile, on_features)
+        else:
+            out = _run_wct(prep, cfg, encoder, cast(WCTDecoders, decoder), device, dtype, tile)
     out = out.float().clamp(0, 1).cpu()
     if cfg.preserve_color == "luminance":
         out = with_chroma(out, prep.photo)
@@ -391,6 +397,11 @@ def _mask_at(
 EDGE_MARGIN = 16
 
 
+def edge_margin(h: int, w: int) -> int:
+    """The margin AdaIN reflects a (h, w) photo by: EDGE_MARGIN, or 0 where a side is too short to reflect."""
+    return EDGE_MARGIN if min(h, w) > EDGE_MARGIN else 0
+
+
 def _with_margin(prep: Prepared, margin: int) -> Prepared:
     """``prep`` with its photo (and masks) reflected (repeated) by ``margin`` px on every side."""
     pad = (margin,) * 4
@@ -406,10 +417,12 @@ def _run_adain(
     device: torch.device,
     dtype: torch.dtype,
     tile: int | None = None,
+    on_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     h, w = prep.content.shape[-2:]
-    m = EDGE_MARGIN if min(h, w) > EDGE_MARGIN else 0  # reflection needs a side longer than the margin
-    out = _run_adain_padded(_with_margin(prep, m) if m else prep, cfg, encoder, decoder, device, dtype, tile)
+    m = edge_margin(h, w)
+    padded = _with_margin(prep, m) if m else prep
+    out = _run_adain_padded(padded, cfg, encoder, decoder, device, dtype, tile, on_features)
     return out[..., m : m + h, m : m + w]
 
 
@@ -421,6 +434,7 @@ def _run_adain_padded(
     device: torch.device,
     dtype: torch.dtype,
     tile: int | None = None,
+    on_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     if tile is not None:
         styles = [
@@ -442,6 +456,8 @@ def _run_adain_padded(
         targets.append(adain(fc, fs) if masks is None else masked_adain(fc, fs, masks[i]))
     t = blend(fc, targets, prep.shares, masks)
     t = cfg.alpha * t + (1 - cfg.alpha) * fc.float()
+    if on_features is not None:
+        t = on_features(t)
     return decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w]
 
 

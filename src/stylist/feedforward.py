@@ -181,15 +181,17 @@ class TransformerNet(nn.Module):
     def core(self, x: torch.Tensor) -> torch.Tensor:
         return self.render(self.features(x))
 
-    def forward(self, x: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """``x`` (B, 3, H, W) in [0, 1] stylised; ``blend``, when given, replaces the :meth:`features` of
+    def forward(
+        self, x: torch.Tensor, on_features: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``x`` (B, 3, H, W) in [0, 1] stylised; ``on_features``, when given, replaces the :meth:`features` of
         ``x`` padded at the bottom and right to sides that are multiples of 4 before they are rendered
         (``stylist video``'s consistency)."""
         # Sides padded to a multiple of 4 and to MIN_SIDE (the 9x9 reflection pad needs 5 px), cropped back.
         padded = pad_to_fit(x, MIN_SIDE, MULTIPLE)
-        if blend is None:
+        if on_features is None:
             return crop_to(self.core(padded), x.shape[-2:])
-        return crop_to(self.render(blend(self.features(padded))), x.shape[-2:])
+        return crop_to(self.render(on_features(self.features(padded))), x.shape[-2:])
 
 
 # --- tiled inference (issue 18) -------------------------------------------------------------------------
@@ -673,13 +675,13 @@ class StyleModel:
         images: torch.Tensor,
         preserve_color: str = "none",
         tile_size: int | None = None,
-        blend: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        on_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> the same, on the CPU.
 
         ``tile_size`` (px): None tiles only an image too big for the device's memory, 0 never tiles, a
         positive value tiles any image larger than it (:func:`stylize_tiled`: the same result in
-        bounded memory). ConfigError for a negative value. ``blend``: see :meth:`TransformerNet.forward`
+        bounded memory). ConfigError for a negative value. ``on_features``: see :meth:`TransformerNet.forward`
         (on the device, in the run's precision); not called when the image is stylised in tiles.
         """
         hw = (images.shape[-2], images.shape[-1])
@@ -687,7 +689,7 @@ class StyleModel:
         x = images.to(self.device) if tile is None else images.cpu()
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             if tile is None:
-                y = self.net(x, blend).float()
+                y = self.net(x, on_features).float()
             else:
                 y = torch.cat([stylize_tiled(self.net, image[None], tile) for image in x])
         if preserve_color == "luminance":

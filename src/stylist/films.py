@@ -17,7 +17,7 @@ trusted only where the forward and backward flows agree, and restarts at scene c
   separate recurrent network; this blend needs no training and works with every network, at the
   cost of some softening where the flow is imprecise (a recursive filter along the motion). A
   feed-forward network's features are blended the same way before it renders them
-  (:class:`_FeedForward`), so that its strokes move with the picture.
+  (:class:`_BlendedFeatures`), and so are AdaIN's, so that the strokes move with the picture.
 
 Flicker is measured with Lai et al.'s warping error (:func:`stylist.flow.warping_error`).
 
@@ -70,7 +70,6 @@ from .image import (
 if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
-    from .feedforward import StyleModel
 
 FILM_FORMATS = (".gif", ".mp4")
 FPS = 10  # frames per second of a film
@@ -362,40 +361,50 @@ class _OnePass:
         self.previous = output.float()
 
 
-class _FeedForward(_OnePass):
-    """A feed-forward network (:class:`~stylist.feedforward.StyleModel`), blended twice: its features
-    (after the residual blocks, a quarter of the frame's size) with the previous frame's features
-    warped by the flow, by the weight ``temporal`` on the trusted cells, before they are rendered; then
-    the output, as every one-pass method (:class:`_OnePass`).
+class _BlendedFeatures(_OnePass):
+    """A feed-forward network or AdaIN, blended twice: its features (a feed-forward network's after
+    the residual blocks, a quarter of the frame's size; AdaIN's target at relu4_1, an eighth) with the
+    previous frame's warped by the flow, by the weight ``temporal`` on the trusted cells, before they
+    are decoded; then the output, as every one-pass method (:class:`_OnePass`).
 
-    Why: the network draws its strokes anew in every frame, and blending outputs alone averages
-    strokes that do not line up; features carried along the motion are rendered into strokes that
-    stay where they were, sharp. Measured on Big Buck Bunny (benchmarks/video.py, docs/benchmarks.md):
-    the output blend alone left 0.54 of the frame-by-frame warping error at +7 % style distance; both
-    blends 0.49 at +6 % (another stretch of the film, not tuned on: 0.56 and 0.46). The features alone
-    leave 0.71; warping them with weight near 1 drifts (the style is lost within a second). Departure:
-    a training-free form of the feature-level consistency that Huang et al. (CVPR 2017) and Gao et al.
-    (ReCoNet, ACCV 2018) train for.
+    ``run(frame, blend)`` stylises a frame with ``blend`` applied to its features; ``stride`` is the
+    features' cell size in px and ``before(h, w)`` the px the method adds at the top and left of a
+    (h, w) frame before encoding it.
+
+    Why: the network draws its strokes anew in every frame from where its features put them, and
+    blending outputs alone averages strokes that do not line up; features carried along the motion
+    are rendered into strokes that stay where they were, sharp. Measured on Big Buck Bunny
+    (benchmarks/video.py, docs/benchmarks.md), feed-forward network: the output blend alone left 0.54
+    of the frame-by-frame warping error at +7 % style distance; both blends 0.49 at +6 % (another
+    stretch of the film, not tuned on: 0.56 and 0.46). The features alone leave 0.71; warping them
+    with weight near 1 drifts (the style is lost within a second). Departure: a training-free form of
+    the feature-level consistency that Huang et al. (CVPR 2017) and Gao et al. (ReCoNet, ACCV 2018)
+    train for.
     """
 
-    def __init__(self, model: StyleModel, preserve_color: str, temporal: float) -> None:
-        super().__init__(lambda frame: model.stylize(frame, preserve_color), temporal)
-        self.model, self.preserve_color = model, preserve_color
+    def __init__(
+        self,
+        run: Callable[[torch.Tensor, Callable[[torch.Tensor], torch.Tensor] | None], torch.Tensor],
+        stride: int,
+        before: Callable[[int, int], int],
+        temporal: float,
+    ) -> None:
+        super().__init__(lambda frame: run(frame, None), temporal)
+        self.run_blended, self.stride, self.before = run, stride, before
         self.features: torch.Tensor | None = None  # the previous frame's, after its blend
 
     def stylise(self, frame: torch.Tensor, m: Motion | None) -> torch.Tensor:
-        from .feedforward import MULTIPLE
-
         def blend(h: torch.Tensor) -> torch.Tensor:
             last = self.features
             if last is not None and m is not None and self.temporal > 0 and last.shape == h.shape:
-                flow, mask = coarse_motion(m, (h.shape[-2], h.shape[-1]), MULTIPLE)  # the features' stride
+                offset = self.before(frame.shape[-2], frame.shape[-1])
+                flow, mask = coarse_motion(m, (h.shape[-2], h.shape[-1]), self.stride, offset)
                 k = self.temporal * mask.to(h.device)
                 h = (k * warp(last, flow) + (1 - k) * h).to(h.dtype)
             self.features = h
             return h
 
-        return self.model.stylize(frame, self.preserve_color, blend=blend)
+        return self.run_blended(frame, blend)
 
 
 class _Optimize:
@@ -553,10 +562,15 @@ def make_stylizer(
             raise ConfigError(
                 f"--preserve-color {cfg.preserve_color} is not for a feed-forward model: use none or luminance"
             )
-        from .feedforward import StyleModel
+        from .feedforward import MULTIPLE, StyleModel
 
         if isinstance(net, StyleModel):
-            return _FeedForward(net, cfg.preserve_color, cfg.temporal)
+            model = net
+
+            def run(frame: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+                return model.stylize(frame, cfg.preserve_color, on_features=blend)
+
+            return _BlendedFeatures(run, MULTIPLE, lambda h, w: 0, cfg.temporal)  # padded at the bottom and right
         return _OnePass(lambda frame: net.stylize(frame, cfg.preserve_color), cfg.temporal)  # ONNX
     styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]
     if cfg.style_weights is not None:
@@ -564,7 +578,12 @@ def make_stylizer(
     paintings = [load_tensor(s, "style", cfg.max_pixels) for s in styles]
     if cfg.method == "optimize":
         return _Optimize(cfg, paintings)
-    return _OnePass(_arbitrary(cfg, paintings), cfg.temporal)
+    if cfg.method == "adain":
+        from .arbitrary import edge_margin
+
+        return _BlendedFeatures(_arbitrary(cfg, paintings), 8, edge_margin, cfg.temporal)  # relu4_1: 8 px a cell
+    wct = _arbitrary(cfg, paintings)
+    return _OnePass(lambda frame: wct(frame, None), cfg.temporal)
 
 
 def _load_model(model: object, cfg: VideoConfig):
@@ -581,7 +600,9 @@ def _load_model(model: object, cfg: VideoConfig):
     return load_model(model, device=cfg.device, precision=cfg.precision)
 
 
-def _arbitrary(cfg: VideoConfig, paintings: list[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+def _arbitrary(
+    cfg: VideoConfig, paintings: list[torch.Tensor]
+) -> Callable[[torch.Tensor, Callable[[torch.Tensor], torch.Tensor] | None], torch.Tensor]:
     from .arbitrary import ArbitraryConfig, shared_encoder, stylize_arbitrary
     from .decoders import load_decoder
 
@@ -601,8 +622,11 @@ def _arbitrary(cfg: VideoConfig, paintings: list[torch.Tensor]) -> Callable[[tor
     decoder, encoder = load_decoder(acfg.method, acfg.decoder, device), shared_encoder(device)
     cache: dict = {}  # the paintings' features, encoded once for the whole film
 
-    def run(frame: torch.Tensor) -> torch.Tensor:
-        return stylize_arbitrary(frame, paintings, acfg, decoder=decoder, encoder=encoder, style_cache=cache)
+    def run(frame: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+        # blend: AdaIN's target features (stylize_arbitrary), None for WCT
+        return stylize_arbitrary(
+            frame, paintings, acfg, decoder=decoder, encoder=encoder, style_cache=cache, on_features=blend
+        )
 
     return run
 

@@ -161,14 +161,15 @@ def motion(previous: np.ndarray, current: np.ndarray, method: str = "dis") -> Mo
     return Motion(backward, torch.zeros_like(mask) if cut else mask, cut)
 
 
-def coarse_motion(m: Motion, size: tuple[int, int], factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+def coarse_motion(m: Motion, size: tuple[int, int], factor: int, before: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``m``'s flow (1, 2, h, w) and mask (1, 1, h, w) on a grid ``factor`` times coarser, ``size`` = (h, w),
-    such as a network's features: the frame is first extended at the bottom and right to (factor h,
-    factor w), as the network pads its input (the flow by its edge values, the mask by 0); then each
-    cell's flow is the mean of its pixels' divided by ``factor`` (cells, not pixels), and its mask is 1
-    only where every pixel of the cell is trusted."""
+    such as a network's features: the frame is first extended by ``before`` px at the top and left and
+    up to (factor h, factor w) at the bottom and right, as the network pads its input (the flow by its
+    edge values, the mask by 0); then each cell's flow is the mean of its pixels' divided by ``factor``
+    (cells, not pixels), and its mask is 1 only where every pixel of the cell is trusted."""
     h, w = size
-    pad = (0, factor * w - m.mask.shape[-1], 0, factor * h - m.mask.shape[-2])
+    b = before
+    pad = (b, factor * w - m.mask.shape[-1] - b, b, factor * h - m.mask.shape[-2] - b)
     flow = F.avg_pool2d(F.pad(m.backward.float(), pad, mode="replicate"), factor) / factor
     mask = F.avg_pool2d(F.pad(m.mask.float(), pad), factor)
     return flow, (mask > 1 - 1e-6).float()
