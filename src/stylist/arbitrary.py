@@ -27,6 +27,8 @@ Departures from the papers, each for a stated reason:
 * ``identity_weight`` (0 by default, as in the paper) adds an identity loss to AdaIN training: the
   photo decoded from its own relu4_1 against the photo, so that alpha 0 gives the photo back
   rather than the training paintings' palette (a risk with few paintings; see the model card).
+* AdaIN reflects the photo by :data:`EDGE_MARGIN` px on every side before encoding it and cuts the
+  margin off after decoding, so that the encoder's zero padding draws no frame along the border.
 * The WCT feature loss is measured on the feature-normed features above (Li et al.: lambda = 1 on their
   normalised VGG's features), so lambda = 1 keeps the balance they intended.
 
@@ -392,8 +394,9 @@ def _mask_at(
 # AdaIN: px of the photo reflected on every side before encoding, cut off after decoding. Departure
 # (none of the papers does it): the encoder's zero padding gives the features along the border values
 # no interior feature has, and the decoder draws them as a frame of dark or light lines. Measured on
-# the quality benchmark's 24 held-out pairs (docs/models/artefacts.py): the edge band's median 0.042 ->
-# 0.034, worst 0.140 -> 0.098 with 16 px; 32 px did no better (0.031, 0.097) and cost more.
+# the quality benchmark's 24 held-out pairs (docs/models/artefacts.py) with the retrained decoder half
+# way through its training: the edge band's median 0.042 -> 0.034, worst 0.140 -> 0.098 with 16 px;
+# 32 px did no better (0.031, 0.097) and cost more.
 EDGE_MARGIN = 16
 
 
