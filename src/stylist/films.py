@@ -555,7 +555,8 @@ def make_stylizer(
     or .onnx), or a loaded :class:`~stylist.feedforward.StyleModel`; else ``style`` (one painting or
     several) with ``cfg.method``. Raises ConfigError for neither or both."""
     if (model is None) == (style is None):
-        raise ConfigError("give either a feed-forward model (--model) or the painting(s) (--style), not both")
+        what = "not both" if model is not None else "one of them is needed"
+        raise ConfigError(f"give either a feed-forward model (--model) or the painting(s) (--style); {what}")
     if model is not None:
         net = _load_model(model, cfg)
         if cfg.preserve_color not in ("none", "luminance"):

@@ -49,6 +49,11 @@ EXIT_CODES = f"""exit status: {EXIT_OK} done (damaged files in a folder are skip
 and counted in the final line); {EXIT_ERROR} nothing done: a bad option or input, a file that cannot be
 read or written, or no readable input at all; 130 (Ctrl-C) or 143 (SIGTERM) stopped, the work so far
 kept."""
+# stylist video: a film has no damaged files to skip, and a folder of frames with a broken one is refused
+# (skipping a frame would change the film's timing).
+VIDEO_EXIT_CODES = f"""exit status: {EXIT_OK} done; {EXIT_ERROR} nothing done: a bad option or input (a file without
+video, a damaged film, a folder of frames with a broken one), a file that cannot be read or written;
+130 (Ctrl-C) or 143 (SIGTERM) stopped, a playable film of the frames so far written."""
 
 # The one name under which Stylist is published (the import name and the command stay `stylist`).
 DIST = "stylist-nst"

@@ -21,6 +21,7 @@ from ._common import (
     STYLE_STRENGTH_ALIASES,
     STYLE_STRENGTH_FLAGS,
     STYLE_STRENGTH_HELP,
+    VIDEO_EXIT_CODES,
     ProgressBar,
     StopSignals,
     add_config_arguments,
@@ -56,6 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "  stylist video clip.mp4 --model starry-night -o out.mp4\n"
         "  stylist video clip.mp4 --style painting.jpg --size 512 --start 10 --duration 3 -o try.mp4\n"
         "  stylist video frames/ --style painting.jpg --fps 24 -o stylised_frames/",
+        epilog=VIDEO_EXIT_CODES,
     )
     v.add_argument("input", metavar="IN", help="a film (.mp4 .mov .mkv .webm ...) or a folder of frames (name order)")
     add_output(v, "OUT", "the film (.mp4 .mov .mkv; H.264 yuv420p), or a folder for PNG frames")
@@ -114,7 +116,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     cfg = VideoConfig(**given_fields(args, VideoConfig))
     cfg.validate()
     if bool(args.model) == bool(args.style):
-        raise ConfigError("give either --model NAME|FILE (a feed-forward network) or --style PAINTING..., not both")
+        what = "not both" if args.model else "one of them is needed"
+        raise ConfigError(f"give either --model NAME|FILE (a feed-forward network) or --style PAINTING...; {what}")
     src = Path(args.input)
     if not src.exists():
         raise StylistError(f"{src}: video file not found (no such file or folder)")
