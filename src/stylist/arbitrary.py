@@ -424,21 +424,7 @@ def _run_adain(
 ) -> torch.Tensor:
     h, w = prep.content.shape[-2:]
     m = edge_margin(h, w)
-    padded = _with_margin(prep, m) if m else prep
-    out = _run_adain_padded(padded, cfg, encoder, decoder, device, dtype, tile, on_features)
-    return out[..., m : m + h, m : m + w]
-
-
-def _run_adain_padded(
-    prep: Prepared,
-    cfg: ArbitraryConfig,
-    encoder: Encoder,
-    decoder: Decoder,
-    device: torch.device,
-    dtype: torch.dtype,
-    tile: int | None = None,
-    on_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
+    prep = _with_margin(prep, m) if m else prep
     if tile is not None:
         styles = [
             _style_features(encoder, s, 8, device, dtype, ADAIN_LEVEL, prep.cache)[ADAIN_LEVEL] for s in prep.styles
@@ -449,8 +435,8 @@ def _run_adain_padded(
             return [_adain_with(f, c, s_mean, s_std) for c, (s_mean, s_std) in zip(stats, moments)]
 
         level = _Level(ADAIN_LEVEL, 8, cfg.alpha, tile, False)
-        return _stylize_level_tiled(prep.content, prep, level, encoder, decoder, device, dtype, to_targets)
-    h, w = prep.content.shape[-2:]
+        out = _stylize_level_tiled(prep.content, prep, level, encoder, decoder, device, dtype, to_targets)
+        return out[..., m : m + h, m : m + w]
     fc = _features_of(encoder, prep.content, 8, device, dtype, ADAIN_LEVEL)[ADAIN_LEVEL]
     targets = []
     masks = _mask_at(prep.masks, (fc.shape[-2], fc.shape[-1]), 8, device)
@@ -461,7 +447,8 @@ def _run_adain_padded(
     t = cfg.alpha * t + (1 - cfg.alpha) * fc.float()
     if on_features is not None:
         t = on_features(t)
-    return decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w]
+    # the margin and the padding to multiples of 8 (bottom and right) cut off
+    return decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))[..., m : m + h, m : m + w]
 
 
 def _run_wct(
