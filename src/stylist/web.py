@@ -456,19 +456,25 @@ class OptimisationRun:
 
     def updates(self, every: float = 0.3):
         """Yield the latest Progress at most every ``every`` seconds while the run lasts; the history so far."""
-        last = 0.0
-        latest: Progress | None = None
-        while self.thread.is_alive() or not self.events.empty():
-            try:
-                latest = self._take(self.events.get(timeout=0.1))
-                while not self.events.empty():  # every step's losses, but only the newest image
-                    latest = self._take(self.events.get_nowait())
-            except queue.Empty:
-                pass
-            if latest is not None and time.monotonic() - last >= every:
-                last = time.monotonic()
-                yield latest
-                latest = None
+        return newest_events(self.thread, self.events, every, self._take)  # every step's losses, the newest image
+
+
+def newest_events(thread: threading.Thread, events: queue.Queue, every: float, take=None):
+    """Yield the newest event of ``events`` at most every ``every`` seconds while ``thread`` runs (and
+    until the queue is empty); ``take``, when given, sees every event (and returns it) as it comes."""
+    last, latest = 0.0, None
+    take = take or (lambda e: e)
+    while thread.is_alive() or not events.empty():
+        try:
+            latest = take(events.get(timeout=0.1))
+            while not events.empty():
+                latest = take(events.get_nowait())
+        except queue.Empty:
+            pass
+        if latest is not None and time.monotonic() - last >= every:
+            last = time.monotonic()
+            yield latest
+            latest = None
 
 
 class VideoRun:
@@ -494,18 +500,7 @@ class VideoRun:
 
     def updates(self, every: float = 0.5):
         """The newest VideoProgress at most every ``every`` seconds while the film is made."""
-        last, latest = 0.0, None
-        while self.thread.is_alive() or not self.events.empty():
-            try:
-                latest = self.events.get(timeout=0.1)
-                while not self.events.empty():
-                    latest = self.events.get_nowait()
-            except queue.Empty:
-                pass
-            if latest is not None and time.monotonic() - last >= every:
-                last = time.monotonic()
-                yield latest
-                latest = None
+        return newest_events(self.thread, self.events, every)
 
 
 def video_status(p: VideoProgress) -> str:
