@@ -59,6 +59,7 @@ from .image import (
     ImageLike,
     WriteError,
     _plain_permissions,
+    check_output_target,
     load_tensor,
     remove_stale_temps,
     resize,
@@ -93,13 +94,7 @@ def check_film_path(path: str | os.PathLike, overwrite: bool) -> Path:
             f"{path}: writing MP4 needs PyAV, which is not installed: "
             'pip install "stylist-nst[video]" (from a clone: pip install -e ".[video]"), or write a .gif'
         )
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory; give a file name such as film.gif")
-    if path.exists() and not overwrite:
-        raise ImageError(f"{path}: already exists; pass --overwrite to replace it or choose another name")
-    if not path.parent.exists():
-        raise ImageError(f"{path}: folder {path.parent} does not exist")
-    return path
+    return check_output_target(path, overwrite, "film.gif")
 
 
 class Film:

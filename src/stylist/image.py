@@ -610,8 +610,14 @@ def check_output_path(out: str | os.PathLike, inputs: list, overwrite: bool, dep
             raise ImageError(f"{out}: the output would replace an input image; choose another output path")
         if isinstance(src, (str, os.PathLike)) and Path(src).resolve() == out.resolve():
             raise ImageError(f"{out}: the output would replace an input image; choose another output path")
+    return check_output_target(out, overwrite)
+
+
+def check_output_target(out: Path, overwrite: bool, example: str = "result.png") -> Path:
+    """ImageError (one line) for an output file name that is a folder, exists without ``overwrite``,
+    or lies in a folder that does not exist (a missing folder is never created)."""
     if out.is_dir():
-        raise ImageError(f"{out}: is a directory; give an output file name such as result.png")
+        raise ImageError(f"{out}: is a directory; give an output file name such as {example}")
     if out.exists() and not overwrite:
         raise ImageError(f"{out}: already exists; pass --overwrite to replace it or choose another name")
     if not out.parent.exists():
