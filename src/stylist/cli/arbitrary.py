@@ -64,8 +64,8 @@ ARBITRARY_HELPS = {
     "itself: the shipped AdaIN decoder recolours and softens it, about 15 dB PSNR; see docs/models/adain.md), "
     "1 the full style [default: 1.0]",
     "size": "long side of the result, px [default: the photo's own size]",
-    "level_alphas": "WCT only: strength of each level relu5_1 relu4_1 relu3_1 relu2_1 relu1_1 (coarse to fine), "
-    "multiplied by --style-strength [default: 1 at every level]",
+    "level_alphas": "WCT only: strength of each level of --levels (coarse to fine), multiplied by "
+    "--style-strength [default: 0.5 at every level]",
     "style_size": "long side the paintings are resized to before their statistics are taken (bigger: finer "
     "strokes), px [default: 512]",
     "decoder": "a decoder file from stylist train-decoder [default: the decoder shipped with Stylist]",
