@@ -553,6 +553,9 @@ def test_train_decoder_cli_writes_and_resumes(
         "1",
     ]
     assert cli([*base, "--steps", "2"]) == 0
+    from stylist.checkpoint import load_checkpoint
+
+    first_part = load_checkpoint(tmp_path / "dec.safetensors.ckpt")["seconds"]
     assert {p.name for p in tmp_path.iterdir()} >= {
         "dec.safetensors",
         "dec.safetensors.ckpt",
@@ -585,6 +588,7 @@ def test_train_decoder_cli_writes_and_resumes(
     with safe_open(str(out), framework="pt") as f:
         meta = f.metadata()
     assert meta["steps"] == "3" and meta["method"] == "adain" and json.loads(meta["train_config"])["image_size"] == 32
+    assert float(meta["train_seconds"]) > first_part  # both parts counted, not only the resumed one
     assert len((tmp_path / "dec_losses.csv").read_text().splitlines()) == 1 + 3
     assert (
         stylize_arbitrary(PHOTOS[0], PAINTINGS[0], ArbitraryConfig(decoder=str(out), size=32, **CPU32)).shape[-1] == 32

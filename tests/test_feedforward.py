@@ -142,6 +142,9 @@ def test_interrupted_run_resumes_to_identical_weights(photos):
     assert state["step"] == 3
     resumed = train(cfg, resume=state)
     assert resumed.metadata["steps"] == "6" and len(resumed.history) == 6
+    # The model file records the training time of both parts, not only the resumed one's.
+    assert state["seconds"] > 0
+    assert float(resumed.metadata["train_seconds"]) >= round(state["seconds"] + resumed.elapsed, 1) - 0.1
     for (name, a), b in zip(unbroken.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
 

@@ -583,6 +583,7 @@ def _metadata(
         "feature_norms": json.dumps(feature_norms),
         "processes": str(world),
         "stopped": result.stopped,
+        "train_seconds": str(round(result.train_seconds, 1)),  # resumed parts included
         "rank_checksums": json.dumps(checksums),
         "stylist_version": __version__,
         "torch_version": torch.__version__,

@@ -289,6 +289,7 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     metadata: dict[str, str] = field(default_factory=dict)  # what a method's model file stores beside the weights
+    train_seconds: float = 0.0  # seconds of training in all, resumed parts included (elapsed: this process's)
 
     def checkpoint(self) -> dict:
         return self.state
@@ -360,12 +361,13 @@ def fit(
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    step, history, skipped = 0, [], config.skipped
+    step, history, skipped, earlier = 0, [], config.skipped, 0.0
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scaler.load_state_dict(resume["scaler"])
         step, history, skipped = int(resume["step"]), list(resume["history"]), int(resume["skipped"])
+        earlier = float(resume.get("seconds", 0.0))  # checkpoints before it was recorded: not counted
         if resume["world"] == world:
             set_rng_state(resume["rng"])  # another process count draws differently anyway
     net = _wrap(model, device)
@@ -386,6 +388,7 @@ def fit(
                 "rng": rng_state(),
                 "world": world,
                 "extra": config.extra,
+                "seconds": earlier + time.perf_counter() - start,  # training time in all, for the model file
             }
         )
 
@@ -442,6 +445,15 @@ def fit(
         raise Interrupted(checkpoint()) from None
     state = checkpoint()
     model.eval()
+    elapsed = time.perf_counter() - start
     return TrainResult(
-        model, step, stopped, time.perf_counter() - start, history, state, str(device), dtype_name(dtype)
+        model,
+        step,
+        stopped,
+        elapsed,
+        history,
+        state,
+        str(device),
+        dtype_name(dtype),
+        train_seconds=earlier + elapsed,
     )

@@ -424,7 +424,7 @@ def write_decoder(result, cfg, path: Path, history: list[dict]) -> None:
         "stylist_version": __version__,
         "steps": result.step,
         "stopped": result.stopped,
-        "train_seconds": round(result.elapsed, 1),
+        "train_seconds": round(result.train_seconds, 1),
         "train_device": result.device,
         "train_precision": result.precision,
         "train_config": asdict(cfg),
