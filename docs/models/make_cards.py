@@ -40,9 +40,10 @@ PAINTINGS = {
         "Wassily Kandinsky, *Composition VII*, 1913, oil on canvas, Tretyakov Gallery, Moscow",
     ),
     "water-lilies": ("water_lilies.jpg", "Claude Monet, *Water Lilies*, 1919, oil on canvas"),
-    "composition-viii": (
-        "composition_viii.jpg",
-        "Wassily Kandinsky, *Composition VIII*, 1923, oil on canvas, Solomon R. Guggenheim Museum, New York",
+    "la-grande-jatte": (
+        "la_grande_jatte.jpg",
+        "Georges Seurat, *A Sunday Afternoon on the Island of La Grande Jatte*, 1884-86, oil on canvas, "
+        "Art Institute of Chicago",
     ),
 }
 HEIGHT = 256  # px of each tile in the sample strip
@@ -84,15 +85,71 @@ def training_data(meta: dict[str, str], cfg: dict) -> str:
     return text
 
 
-def card(name: str, path: Path, hardware: str) -> str:
+def how_started(name: str, init: str | None) -> str:
+    if not init:
+        return "trained from random weights"
+    if init == name:
+        return f"fine-tuned from the previous built-in `{init}` (1963-1974 steps on BSDS500 alone)"
+    return f"started from the built-in `{init}` network (a warm start: it already renders a photo; the painting is new)"
+
+
+def how_stopped(cfg: dict, meta: dict[str, str]) -> str:
+    if meta.get("stopped") == "time" and cfg.get("time_limit"):
+        return f"stopped by a time limit of {cfg['time_limit']:.0f} s"
+    return "run to its step count"
+
+
+def training_time(cfg: dict, meta: dict[str, str]) -> float:
+    """Seconds of training: the file's own record (resumed parts included), else the time limit."""
+    if meta.get("train_seconds"):
+        return float(meta["train_seconds"])
+    return float(cfg.get("time_limit") or 0)
+
+
+def no_relu5(cfg: dict) -> str:
+    if "relu5_1" in cfg["style_layers"]:
+        return ""
+    return (
+        " `relu5_1` is left out of the style loss (a departure from Johnson et al., as in `stylist transfer`'s "
+        "defaults): its Gram term is what stamps the painting's objects, such as The Starry Night's stars, onto "
+        "faces and skies."
+    )
+
+
+def measured(name: str, benchmark: dict) -> str:
+    """The card's benchmark section, from docs/models/builtin_benchmark.py's JSON."""
+    entry = benchmark.get(name)
+    if not entry:
+        return ""
+    seeds = sorted(entry)
+    ref_kind = "old" if "old" in entry[seeds[0]] else "adain"
+    ref_name = "the previous model" if ref_kind == "old" else "AdaIN on the same painting (no previous model)"
+    rows = []
+    for seed in seeds:
+        for kind, label in ((ref_kind, ref_name), ("new", "this model")):
+            m = entry[seed][kind]
+            rows.append(
+                f"| {seed.replace('seed', '')} | {label} | {m['structure']:.3f} ({m['structure_worst10']:.3f}) | "
+                f"{m['structure_lowest']:.3f} | {m['style']:.3f} ({m['style_worst10']:.3f}) | {m['colour']:.2f} |"
+            )
+    command = entry[seeds[0]]["new"]["command"].replace(str(ROOT) + "/", "")
+    return (
+        "## Measured\n\n"
+        f"The quality benchmark on {entry[seeds[0]]['new']['pairs']} photos per seed (none of them in the training "
+        "data), 256 px, against the model's own painting: median (worst 10 %) of the structure kept from the "
+        "photo (higher is better), the lowest of any pair, and the style and colour distances to the painting "
+        "(lower is better; docs/quality.md).\n\n"
+        "| seed | model | structure | lowest | style | colour |\n|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\n`{command}` (and `--seed 1`); all of them with `python docs/models/builtin_benchmark.py`.\n\n"
+    )
+
+
+def card(name: str, path: Path, hardware: str, benchmark: dict | None = None, data_note: str = "") -> str:
     meta = read_metadata(path)
     cfg = json.loads(meta["config"])
-    init = cfg.get("init")
-    start = (
-        f"fine-tuned from the previous built-in `{init}` (1963-1974 steps on BSDS500 alone)"
-        if init
-        else "trained from random weights"
-    )
+    start = how_started(name, cfg.get("init"))
+    seconds = training_time(cfg, meta)
     losses = json.loads(meta["final_losses"])
     painting, credit = PAINTINGS[name]
     size_mb = path.stat().st_size / 1e6
@@ -116,7 +173,7 @@ a faithful photograph of a two-dimensional public-domain work carries no new cop
 
 ## Training data and its licence
 
-{training_data(meta, cfg)}. Berkeley distributes BSDS500 for **non-commercial
+{training_data(meta, cfg)}.{" " + data_note if data_note else ""} Berkeley distributes BSDS500 for **non-commercial
 research and educational use only**. A network trained on it carries that restriction in
 spirit: use this model for research, teaching and personal experiments, not in a commercial
 product. To train a network free of it, run the same command on your own photographs or on
@@ -128,11 +185,11 @@ COCO (`stylist train --style painting.jpg --data coco/train2017 -o mine.safetens
 |---|---|
 | steps | {meta["steps"]} (batch {cfg["batch_size"]}, so about \
 {int(meta["steps"]) * cfg["batch_size"] / int(meta["images"]):.1f} passes over the {meta["images"]} photos), \
-{start}, stopped by a time limit of {cfg["time_limit"]:.0f} s |
+{start}, {how_stopped(cfg, meta)} |
 | crops | {cfg["image_size"]}x{cfg["image_size"]} px, random position, flipped half the time |
 | painting size for the style targets | long side {cfg["style_size"] or 2 * cfg["image_size"]} px |
 | optimiser | Adam, learning rate {cfg["lr"]} |
-| loss network | {cfg["weights"]} (VGG-19, Caffe weights), {cfg.get("precision")} precision (bf16 autocast on the GPU) |
+| loss network | {cfg["weights"]} (VGG-19, Caffe weights), {cfg.get("precision")} precision |
 | content | {", ".join(cfg["content_layers"])}, weight {cfg["content_weight"]} |
 | style | {", ".join(cfg["style_layers"])}, each 1/{len(cfg["style_layers"])}, weight {cfg["style_weight"]} |
 | total variation | mean squared neighbour difference, weight {cfg["tv_weight"]} |
@@ -145,17 +202,17 @@ content {losses["content"]:.2f}, style {losses["style"]:.2f}, TV {losses["tv"]:.
 The losses are Stylist's: `mean` normalisation and each VGG layer divided by its mean
 activation over the training photos (see `stylist/feedforward.py`). With them the recipe's style
 weight of 40 let the painting's texture cover the photo's shapes; 10 keeps both (a comparison
-of 40, 20 and 10 is in [README.md](README.md)).
+of 40, 20 and 10 is in [README.md](README.md)).{no_relu5(cfg)}
 
 ![loss curve](images/{name}_losses.png)
 
 *Loss terms over the run (running means), as `stylist train` wrote them beside the model
 (`NAME_losses.csv`); the final values above are the model's own record.*
 
-## Limits
+{measured(name, benchmark or {})}## Limits
 
-Trained for about {int(meta["steps"]) * cfg["batch_size"] // 1000}k images in \
-{cfg["time_limit"] / 60:.0f} minutes, far less than the paper's
+Trained for about {int(meta["steps"]) * cfg["batch_size"] / 1000:.1f}k images in \
+{seconds / 60:.0f} minutes, far less than the paper's
 two epochs of COCO (160k images): strokes are clear, but fine detail is softer than a longer
 run would give, and a thin band along the image borders is sometimes darker. The network sees
 {cfg["image_size"]} px crops, so its strokes have a fixed size in pixels: at 2000 px and above they look small
@@ -169,13 +226,22 @@ def main() -> None:
     parser.add_argument("--paintings", type=Path, default=ROOT / "examples" / "style", help="the paintings' folder")
     parser.add_argument("--out", type=Path, default=HERE, help="where the cards (and images/) go")
     parser.add_argument("--hardware", default="one NVIDIA H100, shared with five other training runs")
+    parser.add_argument(
+        "--benchmark",
+        type=Path,
+        default=HERE / "builtin_benchmark.json",
+        help="docs/models/builtin_benchmark.py's results",
+    )
+    parser.add_argument("--data-note", default="", help="a sentence added to the training data paragraph")
+    parser.add_argument("--only", nargs="*", help="only these styles")
     args = parser.parse_args()
+    benchmark = json.loads(args.benchmark.read_text()) if args.benchmark.is_file() else {}
     models = {p.stem: p for p in sorted(args.models.glob("*.safetensors"))} if args.models else builtin_models()
     for name, path in models.items():
-        if name not in PAINTINGS:
+        if name not in PAINTINGS or (args.only and name not in args.only):
             continue
         sample(name, path, args.paintings, args.out)
-        (args.out / f"{name}.md").write_text(card(name, path, args.hardware))
+        (args.out / f"{name}.md").write_text(card(name, path, args.hardware, benchmark, args.data_note))
         print(f"wrote {args.out / (name + '.md')}")
 
 
