@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from PIL import Image
@@ -241,6 +242,9 @@ def main() -> None:
         if name not in PAINTINGS or (args.only and name not in args.only):
             continue
         sample(name, path, args.paintings, args.out)
+        curve = path.with_name(f"{name}_losses.png")  # written beside the model by stylist train
+        if curve.is_file() and args.models:
+            shutil.copyfile(curve, args.out / "images" / curve.name)
         (args.out / f"{name}.md").write_text(card(name, path, args.hardware, benchmark, args.data_note))
         print(f"wrote {args.out / (name + '.md')}")
 
