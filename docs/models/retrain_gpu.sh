@@ -7,7 +7,8 @@
 #   - the WCT decoders on the photos, fine-tuned from the shipped file at lr 5e-5 (a gentler start than
 #     the 1e-4 they were trained with; relu1_1 refitted by least squares);
 #   - the four built-in styles fine-tuned on the larger photo set, and two new ones from random
-#     weights: Monet's Water Lilies and Kandinsky's Composition VIII.
+#     weights: Monet's Water Lilies and Seurat's La Grande Jatte (style layers relu1_1..relu4_1,
+#     as docs/models/retrain_builtins_cpu.sh).
 # All nine jobs share the GPU at once, each stopped by --time-limit LIMIT seconds. The results
 # (models, loss curves, previews, sample grids, model cards, logs) are packed into one tar, split
 # into parts of at most 15 MiB under $OUT (the device tool brings back 8 files of 16 MiB at most),
@@ -83,13 +84,14 @@ job wct "${decoder[@]}" --method wct --levels relu5_1 relu4_1 relu3_1 relu2_1 re
   -o "$R/decoders/wct.safetensors"
 for spec in starry-night:examples/style/starry_night.jpg:init great-wave:examples/style/great_wave.jpg:init \
   the-scream:examples/style/the_scream.jpg:init composition-vii:examples/style/composition_vii.jpg:init \
-  water-lilies:"$D/styles/water_lilies.jpg": composition-viii:"$D/styles/composition_viii.jpg":; do
+  water-lilies:examples/style/water_lilies.jpg:new la-grande-jatte:examples/style/la_grande_jatte.jpg:new; do
   IFS=: read -r name painting init <<< "$spec"
-  from=()
-  [ -n "$init" ] && from=(--init "$name")
+  from=(--init "$name")
+  [ "$init" = new ] && from=()
   job "$name" python3 -m stylist train --style "$painting" --content "$D/photos" "$D/train" \
     -o "$R/built-in/$name.safetensors" --steps "$STEPS" --time-limit "$LIMIT" --batch-size "$BATCH" \
-    --image-size "$SIZE" --style-size 512 --workers "$WORKERS" --half "${from[@]}" "${RUN[@]}" \
+    --image-size "$SIZE" --style-size 512 --style-layers relu1_1 relu2_1 relu3_1 relu4_1 --workers "$WORKERS" \
+    --half "${from[@]}" "${RUN[@]}" \
     --checkpoint "$WORK/ckpt/$name.ckpt" --checkpoint-every 0 --preview-every "$PREVIEW" --overwrite -q
 done
 say "nine runs started (time limit $LIMIT s each)"
