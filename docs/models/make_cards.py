@@ -151,6 +151,7 @@ def card(name: str, path: Path, hardware: str, benchmark: dict | None = None, da
     cfg = json.loads(meta["config"])
     start = how_started(name, cfg.get("init"))
     seconds = training_time(cfg, meta)
+    hardware = meta.get("train_hardware", hardware)  # recorded by docs/models/ship_builtins_cpu.py
     losses = json.loads(meta["final_losses"])
     painting, credit = PAINTINGS[name]
     size_mb = path.stat().st_size / 1e6
