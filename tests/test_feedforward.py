@@ -294,6 +294,7 @@ def test_cli_train_writes_model_preview_curve_and_checkpoint(photos, tmp_path, c
     )
     assert code == 0, err
     assert read_metadata(out)["steps"] == "6"
+    assert read_metadata(out)["dtype"] == "float16"  # the resumed run kept --half
     # Changing the recipe of a run on resume is refused.
     code, err = _cli(
         "train",

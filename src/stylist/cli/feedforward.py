@@ -111,11 +111,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_checkpoint(t)
     add_resume(t, "training run (to --steps in all)")
     add_preview_every(t, CADENCE["preview_every"], "MODEL_preview.png and the loss curve MODEL_losses.csv/.png")
-    t.add_argument("--preview", metavar="IMAGE", help="the photo the previews show [default: the first training photo]")
+    t.add_argument(
+        "--preview",
+        metavar="IMAGE",
+        help="the photo the previews show (a resumed run keeps it) [default: the first training photo]",
+    )
     t.add_argument(
         "--half",
         action="store_true",
-        help="store the network in float16 (half the file size; what the built-in styles use)",
+        help="store the network in float16 (half the file size; what the built-in styles use; a resumed run keeps it)",
     )
     add_quiet(t)
     add_config_arguments(
@@ -219,6 +223,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, resume)
     cfg.validate()
     every = cadence(args, (resume or {}).get("cli"), CADENCE)
+    # A resumed run keeps the file format and preview photo it was started with unless given again.
+    recorded_cli = (resume or {}).get("cli") or {}
+    args.half = args.half or bool(recorded_cli.get("half"))
+    args.preview = str(Path(args.preview).resolve()) if args.preview else recorded_cli.get("preview")
     out = check_output_file(args.output, [cfg.style], args.overwrite, (".safetensors",), "model")
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(out)
     resuming_here = resume is not None and ckpt.resolve() == Path(args.resume).resolve()
@@ -234,7 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     stop, bar = StopSignals(), ProgressBar(args.quiet or not is_main(), "step")
 
     def save_state(state: dict) -> None:
-        save_checkpoint(ckpt, {**state, "cli": every})
+        save_checkpoint(ckpt, {**state, "cli": {**every, "half": args.half, "preview": args.preview}})
 
     def callback(p: TrainProgress) -> bool | None:
         while damaged:
