@@ -14,7 +14,8 @@ style closeness, colour closeness, and a few second opinions), and writes into `
 The sample: photos from ``content/`` (every fourth pair) and ``photos/`` of the data folder; paintings
 from ``benchmarks/quality_paintings.csv`` (labels checked by eye; see docs/quality.md), alternately
 figurative and not, the artist drawn first so that no artist (Monet) dominates. The first k pairs of a
-sample are the same whatever ``--pairs`` is. The bundled examples' paintings are not in the list.
+sample are the same whatever ``--pairs`` is. The bundled examples' paintings are not in the list (but
+Monet's Water Lilies, bundled later; see docs/quality.md).
 ``apply`` measures each built-in model against its own painting (the sample's photos only); ``given``
 measures results made elsewhere, named in ``--pairs-file`` (columns photo, painting, label, result).
 

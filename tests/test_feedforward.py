@@ -444,9 +444,10 @@ def test_apply_bad_image_is_one_line(tiny_model, tmp_path, capsys):
 # --- built-in styles ----------------------------------------------------------------------------------------
 
 
-def test_four_builtin_styles_ship_and_list(capsys):
+def test_six_builtin_styles_ship_and_list(capsys):
     models = builtin_models()
-    assert {"starry-night", "great-wave", "the-scream", "composition-vii"} <= set(models)
+    six = {"starry-night", "great-wave", "the-scream", "composition-vii", "water-lilies", "la-grande-jatte"}
+    assert six <= set(models)
     for name, path in models.items():
         meta = read_metadata(path)
         assert meta["dtype"] == "float16" and int(meta["steps"]) >= 1000, name

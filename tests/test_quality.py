@@ -202,7 +202,8 @@ def test_the_sample_is_fixed_mixed_and_keeps_out_the_bundled_paintings(bench):
     assert figurative >= len(pairs) / 3
     assert all(p.photo.is_file() and p.painting.is_file() for p in pairs)
     assert any("/content/" in str(p.photo) for p in pairs) and any("/photos/" in str(p.photo) for p in pairs)
-    bundled = re.compile(r"starry-night|great-wave|the-scream|composition-vii")
+    # Monet's Water Lilies (water-lilies-2), bundled after the list was drawn, stays in it (docs/quality.md).
+    bundled = re.compile(r"starry-night|great-wave|the-scream|composition-vii|grande-jatte")
     with open(bench.LABELS, newline="") as f:
         assert not [r["file"] for r in csv.DictReader(f) if bundled.search(r["file"])]
     # Per artist: no artist fills more than a few of the 60 pairs (a third of the paintings are Monet's).
