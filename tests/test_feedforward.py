@@ -450,7 +450,8 @@ def test_six_builtin_styles_ship_and_list(capsys):
     assert six <= set(models)
     for name, path in models.items():
         meta = read_metadata(path)
-        assert meta["dtype"] == "float16" and int(meta["steps"]) >= 1000, name
+        # Steps of the last run only: the CPU fine-tunes of issue 16 ran 150-400 steps from trained networks.
+        assert meta["dtype"] == "float16" and int(meta["steps"]) >= 100, name
         assert path.stat().st_size < 5e6, name
     assert main(["models"]) == 0
     assert "starry-night" in capsys.readouterr().out
