@@ -81,7 +81,7 @@ def training_data(meta: dict[str, str], cfg: dict) -> str:
         return bsds[0].upper() + bsds[1:]
     text = (
         f"{meta['images']} photographs from {bsds}, and from Stylist's shared training photographs (`photos/`, see "
-        "its TRAINING_SOURCES.md; for training only, not redistributed), all carried at 256 px on the short side"
+        "its TRAINING_SOURCES.md; for training only, not redistributed)"
     )
     return text
 
@@ -92,6 +92,16 @@ def how_started(name: str, init: str | None) -> str:
     if init == name:
         return f"fine-tuned from the previous built-in `{init}` (1963-1974 steps on BSDS500 alone)"
     return f"started from the built-in `{init}` network (a warm start: it already renders a photo; the painting is new)"
+
+
+def trained_on(cfg: dict, painting: str) -> str:
+    """The painting file the run read, as the repository names it."""
+    style = Path(cfg["style"])
+    return (
+        str(style)
+        if not style.is_absolute() and style.parts[0] in ("src", "examples")
+        else f"examples/style/{painting}"
+    )
 
 
 def how_stopped(cfg: dict, meta: dict[str, str]) -> str:
@@ -133,7 +143,7 @@ def measured(name: str, benchmark: dict) -> str:
                 f"| {seed.replace('seed', '')} | {label} | {m['structure']:.3f} ({m['structure_worst10']:.3f}) | "
                 f"{m['structure_lowest']:.3f} | {m['style']:.3f} ({m['style_worst10']:.3f}) | {m['colour']:.2f} |"
             )
-    command = entry[seeds[0]]["new"]["command"].replace(str(ROOT) + "/", "")
+    command = f"python benchmarks/quality.py --method apply --model {name} --seed 0"
     return (
         "## Measured\n\n"
         f"The quality benchmark on {entry[seeds[0]]['new']['pairs']} photos per seed (none of them in the training "
@@ -142,7 +152,8 @@ def measured(name: str, benchmark: dict) -> str:
         "(lower is better; docs/quality.md).\n\n"
         "| seed | model | structure | lowest | style | colour |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows)
-        + f"\n\n`{command}` (and `--seed 1`); all of them with `python docs/models/builtin_benchmark.py`.\n\n"
+        + f"\n\n`{command}` (and `--seed 1`) measures the shipped model; the whole table comes from "
+        "`python docs/models/builtin_benchmark.py`.\n\n"
     )
 
 
@@ -170,7 +181,7 @@ them was in the training data.*
 
 {credit}. Public domain (the artist died more than 70 years ago and the work was made before 1930);
 a faithful photograph of a two-dimensional public-domain work carries no new copyright in the US
-(Bridgeman v. Corel) or the EU (DSM Directive, art. 14). File: `examples/style/{painting}`, sha256
+(Bridgeman v. Corel) or the EU (DSM Directive, art. 14). File: `{trained_on(cfg, painting)}`, sha256
 `{meta["style_sha256"]}` (the copy trained on); provenance in `examples/SOURCES.md`.
 
 ## Training data and its licence
@@ -213,8 +224,9 @@ of 40, 20 and 10 is in [README.md](README.md)).{no_relu5(cfg)}
 
 {measured(name, benchmark or {})}## Limits
 
-Trained for about {int(meta["steps"]) * cfg["batch_size"] / 1000:.1f}k images in \
-{seconds / 60:.0f} minutes, far less than the paper's
+{"Fine-tuned" if cfg.get("init") == name else "Trained"} for about \
+{int(meta["steps"]) * cfg["batch_size"] / 1000:.1f}k images in {seconds / 60:.0f} minutes\
+{" (after about 15.7k on BSDS500)" if cfg.get("init") == name else ""}, far less than the paper's
 two epochs of COCO (160k images): strokes are clear, but fine detail is softer than a longer
 run would give, and a thin band along the image borders is sometimes darker. The network sees
 {cfg["image_size"]} px crops, so its strokes have a fixed size in pixels: at 2000 px and above they look small

@@ -2,10 +2,11 @@
 
     python docs/models/ship_builtins_cpu.py RUNS --seconds starry-night=1450 the-scream=760 ...
 
-Copies RUNS/NAME.safetensors for each NAME given (weights unchanged, float16 as trained with
---half) and adds to its metadata what `stylist train` did not record there: the training time
-(wall-clock seconds between the run's start and its end, from the runs' file times, when it
-was given: runs started before `train_seconds` was recorded lack it) and the hardware.
+Copies RUNS/NAME.safetensors for each NAME given, in float16 as the built-in styles are stored (a
+run resumed before `stylist train --resume` kept --half came out float32), and adds to its
+metadata what `stylist train` did not record there: the training time (wall-clock seconds
+between the run's start and its end, from the runs' file times, when it was given: runs started
+before `train_seconds` was recorded lack it) and the hardware.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
         with safe_open(str(src), framework="pt") as f:
             meta = dict(f.metadata())
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
+        meta["dtype"] = "float16"
         meta.setdefault("train_seconds", str(round(float(seconds), 1)))
         meta["train_hardware"] = args.hardware
         dest = args.dest / src.name
