@@ -48,6 +48,13 @@ PAINTINGS = {
     ),
 }
 HEIGHT = 256  # px of each tile in the sample strip
+# What the samples and the benchmark's sheets show of a style beyond the shared limits (seen by eye).
+NOTES = {
+    "starry-night": "The previous network painted the painting's yellow stars onto faces, skies and the "
+    "cat's fur; this one does not (its style loss leaves out `relu5_1`).",
+    "water-lilies": "Its texture is a fine weave in the painting's palette rather than Monet's brushwork, "
+    "and flat areas such as skies and hair can take patches of the lily pads' green.",
+}
 
 
 def sample(name: str, model_path: Path, paintings: Path, out: Path) -> Path:
@@ -227,10 +234,10 @@ of 40, 20 and 10 is in [README.md](README.md)).{no_relu5(cfg)}
 {"Fine-tuned" if cfg.get("init") == name else "Trained"} for about \
 {int(meta["steps"]) * cfg["batch_size"] / 1000:.1f}k images in {seconds / 60:.0f} minutes\
 {" (after about 15.7k on BSDS500)" if cfg.get("init") == name else ""}, far less than the paper's
-two epochs of COCO (160k images): strokes are clear, but fine detail is softer than a longer
+two epochs of COCO (160k images): palette and texture come through, but fine detail is softer than a longer
 run would give, and a thin band along the image borders is sometimes darker. The network sees
 {cfg["image_size"]} px crops, so its strokes have a fixed size in pixels: at 2000 px and above they look small
-(scale the photo down with `--size`).
+(scale the photo down with `--size`).{" " + NOTES[name] if name in NOTES else ""}
 """
 
 
