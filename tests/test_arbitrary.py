@@ -231,7 +231,7 @@ def test_masks_choose_the_painting_per_region(
     s1, s2 = image(PAINTINGS[0], 64), image(PAINTINGS[2], 64)
     ones, zeros = torch.ones(40, 56), torch.zeros(40, 56)
     for method, dec, levels in (
-        ("adain", adain_decoder, arb_files.WCT_LEVELS),
+        ("adain", adain_decoder, ArbitraryConfig().levels),
         ("wct", wct_decoders, ("relu2_1", "relu1_1")),
     ):
         cfg = lambda **kw: ArbitraryConfig(method=method, levels=levels, style_size=None, **kw, **CPU32)  # noqa: E731
@@ -289,6 +289,10 @@ def test_config_errors_are_one_line() -> None:
         dict(method="gatys"),
         dict(levels=("relu9_1",)),
         dict(level_alphas=(1.0,)),
+        dict(method="wct", level_alphas=(1.0,)),
+        dict(method="wct", levels=("relu1_1", "relu4_1")),
+        dict(method="wct", levels=("relu4_1", "relu4_1")),
+        dict(method="adain", levels=("relu4_1",)),
         dict(size=4),
     ):
         with pytest.raises(ConfigError) as err:

@@ -100,13 +100,8 @@ def test_presets_resolve_to_their_numbers():
     cfg = train_preset(None)
     assert (cfg.image_size, cfg.batch_size, cfg.lr, cfg.epochs) == (256, 8, 1e-3, 2.0)
     assert (cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.weights) == (2.0, 10.0, 200.0, "vgg19-caffe")
-    assert cfg.content_layers == ("relu4_2",) and cfg.style_layers == (
-        "relu1_1",
-        "relu2_1",
-        "relu3_1",
-        "relu4_1",
-        "relu5_1",
-    )
+    # relu5_1 left out of the style loss (a departure; see FeedForwardConfig).
+    assert cfg.content_layers == ("relu4_2",) and cfg.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     j = train_preset("johnson2016", steps=5)
     assert j.weights == "vgg16-torchvision" and j.content_layers == ("relu2_2",)
     assert j.style_layers == ("relu1_2", "relu2_2", "relu3_3", "relu4_3") and j.steps == 5

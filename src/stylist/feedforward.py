@@ -319,9 +319,12 @@ class FeedForwardConfig:
     tv_weight: float = 200.0
     # VGG layers of the content loss.
     content_layers: tuple[str, ...] = ("relu4_2",)
-    # VGG layers of the style loss.
-    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    # Weight of each style layer; None = 1/n each (0.2 for five layers).
+    # VGG layers of the style loss. relu5_1 is left out (a departure from the recipe, as in stylist
+    # transfer's defaults): its Gram term stamped a painting's objects, such as The Starry Night's
+    # stars, onto faces and skies; without it the built-in styles keep more of the photo and come
+    # closer to their paintings on the quality benchmark (docs/models/starry-night.md).
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    # Weight of each style layer; None = 1/n each (0.25 for four layers).
     style_layer_weights: tuple[float, ...] | None = None
     # The loss network: a name from stylist.weights.SOURCES or a weights file.
     weights: str = "vgg19-caffe"
