@@ -9,6 +9,7 @@ place per command (``train``, ``load_model``, ``save_model``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -485,7 +486,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from ..export import model_info
 
     path = args.model if str(args.model).lower().endswith(".onnx") else resolve_model_path(args.model)
-    for key, value in model_info(path).items():
+    for key, value in sorted(model_info(path).items()):  # safetensors keeps no order: sort for a stable listing
         print(f"{key:16s} {value}")
     return 0
 
@@ -498,5 +499,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, path in models.items():
         meta = read_metadata(path)
         size = os.path.getsize(path) / 1e6
-        print(f"{name:20s} {meta.get('style_name', ''):32s} {meta.get('steps', '?'):>6s} steps  {size:.1f} MB")
+        init = json.loads(meta.get("config", "{}")).get("init")
+        start = ""
+        if init:  # the steps are the last run's: say what it started from
+            start = f"  (fine-tuned from the previous {init})" if init == name else f"  (started from {init}'s network)"
+        print(f"{name:20s} {meta.get('style_name', ''):32s} {meta.get('steps', '?'):>6s} steps  {size:.1f} MB{start}")
     return 0
