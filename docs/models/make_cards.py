@@ -197,7 +197,7 @@ a faithful photograph of a two-dimensional public-domain work carries no new cop
 research and educational use only**. A network trained on it carries that restriction in
 spirit: use this model for research, teaching and personal experiments, not in a commercial
 product. To train a network free of it, run the same command on your own photographs or on
-COCO (`stylist train --style painting.jpg --data coco/train2017 -o mine.safetensors`).
+COCO (`stylist train --style painting.jpg --content coco/train2017 -o mine.safetensors`).
 
 ## Settings
 

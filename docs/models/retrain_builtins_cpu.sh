@@ -6,7 +6,8 @@
 #   the paper's learning rate (1e-3 threw the pretrained network off in a few steps: the style
 #   loss went from 3.4 to 54 within 10 steps).
 # - The two new styles start from starry-night's network (it already renders a photo; only the
-#   painting changes) at the paper's 1e-3.
+#   painting changes) at the paper's 1e-3. The shipped la-grande-jatte was stopped at 300 steps for
+#   the session's time (Ctrl-C, then `stylist train --resume ... --steps 300`).
 # - Style layers relu1_1..relu4_1: relu5_1 is left out, as in `stylist transfer`'s defaults (a
 #   departure from Johnson et al.; relu5_1's Gram term is what stamps a painting's objects, such
 #   as starry-night's stars, onto faces; see docs/quality.md).
