@@ -439,9 +439,10 @@ def test_apply_bad_image_is_one_line(tiny_model, tmp_path, capsys):
 # --- built-in styles ----------------------------------------------------------------------------------------
 
 
-def test_builtin_styles_ship_and_list(capsys):
+def test_six_builtin_styles_ship_and_list(capsys):
     models = builtin_models()
-    assert {"starry-night", "great-wave", "the-scream", "composition-vii"} <= set(models)
+    six = {"starry-night", "great-wave", "the-scream", "composition-vii", "water-lilies", "la-grande-jatte"}
+    assert six <= set(models)
     for name, path in models.items():
         meta = read_metadata(path)
         # Steps of the last run only: the CPU fine-tunes of issue 16 ran 150-400 steps from trained networks.
