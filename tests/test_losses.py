@@ -147,8 +147,9 @@ def test_one_feature_normalisation_for_optimisation_training_metrics_and_decoder
     from stylist.weights import SOURCES
 
     table = SOURCES["vgg19-caffe"].feature_norms
-    # The metrics measure at relu1_1 .. relu5_1 (the studies' measuring stick); optimisation's default
-    # leaves relu5_1 out (issue 15), so the optimisation here is given the metrics' layers.
+    # The metrics measure at relu1_1 .. relu5_1 (the studies' measuring stick); optimisation's and
+    # feed-forward training's defaults leave relu5_1 out (issues 15 and 16), so both are given the
+    # metrics' layers here.
     cfg = TransferConfig(
         content_weight=1.0, style_weight=1.0, device="cpu", precision="fp32", style_layers=MetricsConfig().style_layers
     )
@@ -156,7 +157,8 @@ def test_one_feature_normalisation_for_optimisation_training_metrics_and_decoder
     content, style = content64, style64[..., : content64.shape[-2], : content64.shape[-1]]
     objective = Objective(build_network(cfg, torch.device("cpu")), cfg, content, [style])
     scorer = Scorer(content, style, tuple(content.shape[-2:]))
-    ff = _build_losses(FeedForwardConfig(style="s", data="d"), torch.device("cpu"), style, content, None)
+    ff_cfg = FeedForwardConfig(style="s", data="d", style_layers=MetricsConfig().style_layers)
+    ff = _build_losses(ff_cfg, torch.device("cpu"), style, content, None)
     expected = {n: table[n] for n in layers}
     assert objective.feature_norms == scorer.feature_norms == ff.loss.feature_norms == expected
     assert Encoder("relu5_1").feature_norms == {
