@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..arbitrary import ArbitraryConfig, shared_encoder, stylize_arbitrary
+from ..arbitrary import WCT_LEVEL_ALPHA, ArbitraryConfig, shared_encoder, stylize_arbitrary
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..decoders import decoder_file, load_decoder
 from ..devices import resolve_device
@@ -65,7 +65,7 @@ ARBITRARY_HELPS = {
     "1 the full style [default: 1.0]",
     "size": "long side of the result, px [default: the photo's own size]",
     "level_alphas": "WCT only: strength of each level of --levels (coarse to fine), multiplied by "
-    "--style-strength [default: 0.5 at every level]",
+    f"--style-strength [default: {WCT_LEVEL_ALPHA} at every level]",
     "style_size": "long side the paintings are resized to before their statistics are taken (bigger: finer "
     "strokes), px [default: 512]",
     "decoder": "a decoder file from stylist train-decoder [default: the decoder shipped with Stylist]",
