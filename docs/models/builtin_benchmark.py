@@ -41,7 +41,6 @@ def quality(args: list[str], out: Path) -> dict:
         "style_worst10": s["style"]["worst10"],
         "colour": s["colour"]["median"],
         "pairs": record["pairs"],
-        "command": record["command"],
     }
 
 

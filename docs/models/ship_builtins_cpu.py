@@ -24,7 +24,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", type=Path, help="the folder of the runs")
     p.add_argument("--seconds", nargs="+", required=True, metavar="NAME=S", help="each model's training seconds")
-    p.add_argument("--hardware", default="a 2-core CPU shared with other work (no GPU was lent to this task)")
+    p.add_argument("--hardware", default="a 2-core CPU shared with other work (no GPU was available)")
     p.add_argument("--dest", type=Path, default=ROOT / "src" / "stylist" / "models")
     args = p.parse_args()
     for item in args.seconds:
