@@ -371,7 +371,7 @@ def test_an_output_that_is_a_folder_is_named_as_one(pictures, capsys):
     (pictures / "results").mkdir()
     argv = ["transfer", "photos/p0.png", "style.png", "-o", "results", "--size", "32"]
     assert main(argv) == 2
-    assert "results: is a directory; give a file name such as result.png" in capsys.readouterr().err
+    assert "results: is a directory; give an output file name such as result.png" in capsys.readouterr().err
 
 
 def test_hidden_aliases_stay_out_of_the_help(capsys):
@@ -501,6 +501,8 @@ def test_apply_mean_covariance_keeps_the_photos_colour_statistics(capsys, pictur
         capsys,
     )
     assert code == 0, err
+    # One file: no progress bar (it would jump from 0 to 100 %), and the closing line names the style.
+    assert err.strip().splitlines() == [err.strip()] and "with starry-night (" in err, err
     photo = np.asarray(Image.open(pictures / "photos" / "p0.png"), dtype=np.float64).reshape(-1, 3)
     out = np.asarray(Image.open(pictures / "o.png").convert("RGB"), dtype=np.float64).reshape(-1, 3)
     assert np.abs(photo.mean(0) - out.mean(0)).max() < 4  # 8-bit rounding and clamping aside

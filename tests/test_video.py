@@ -155,6 +155,15 @@ def test_film_keeps_frames_rate_duration_and_audio(clips, tmp_path, capsys) -> N
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
+def test_x265_encodes_without_its_own_chatter(clips, tmp_path, capfd) -> None:
+    # x265 prints its settings straight to file descriptor 2, past Python and libav's log level.
+    out = tmp_path / "out.mp4"
+    code = main(["video", str(clips["pan"]), "--model", "starry-night", "--codec", "libx265", "-q", "-o", str(out)])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert film_facts(out)["codec"] == "hevc" and len(err.strip().splitlines()) == 1, err
+
+
 def test_start_duration_odd_size_rotation_and_full_range(tmp_path, capsys) -> None:
     odd = write_film(tmp_path / "odd.mp4", panned(10, 33, 45), audio=True)
     out = tmp_path / "piece.mp4"

@@ -671,7 +671,10 @@ class StyleModel:
 
     @property
     def name(self) -> str:
-        return self.metadata.get("name") or Path(self.metadata.get("style_name", "model")).stem
+        """The style's name: the built-in style's or the model file's (``starry-night``), else its painting's."""
+        if self.metadata.get("name"):
+            return self.metadata["name"]
+        return Path(self.metadata.get("path") or self.metadata.get("style_name", "model")).stem
 
     @torch.no_grad()
     def stylize(

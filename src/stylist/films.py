@@ -939,6 +939,8 @@ class FilmWriter:
             self.stream.codec_context.colorspace = self.colorspace
             if CODECS.get(codec) == "crf":
                 self.stream.options = {"crf": str(crf)}
+            if codec == "libx265":  # x265 prints its settings on stderr itself, past libav's log level
+                self.stream.options = {**self.stream.options, "x265-params": "log-level=error"}
             self.audio = {}
             for s in audio:
                 try:

@@ -601,27 +601,39 @@ def alpha_note(path: str | os.PathLike) -> str | None:
     )
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike | None) -> bool:
+    """Whether ``a`` and ``b`` name one file (through links, ``..`` and relative paths)."""
+    if b is None:
+        return False
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
 def check_output_path(out: str | os.PathLike, inputs: list, overwrite: bool, depth: int = 8) -> Path:
     """Refuse an output that would replace an input, or an existing file without ``overwrite``."""
     out = Path(out)
     output_format(out, depth)
     for src in inputs:
-        if isinstance(src, (str, os.PathLike)) and Path(src).exists() and out.exists() and os.path.samefile(src, out):
-            raise ImageError(f"{out}: the output would replace an input image; choose another output path")
-        if isinstance(src, (str, os.PathLike)) and Path(src).resolve() == out.resolve():
+        if isinstance(src, (str, os.PathLike)) and same_file(out, src):
             raise ImageError(f"{out}: the output would replace an input image; choose another output path")
     return check_output_target(out, overwrite)
 
 
 def check_output_target(out: Path, overwrite: bool, example: str = "result.png") -> Path:
-    """ImageError (one line) for an output file name that is a folder, exists without ``overwrite``,
-    or lies in a folder that does not exist (a missing folder is never created)."""
+    """The output policy every command shares, ImageError (one line) for an output file name that is a
+    folder, exists without ``overwrite``, or lies in a folder that does not exist (a missing folder is
+    never created)."""
     if out.is_dir():
         raise ImageError(f"{out}: is a directory; give an output file name such as {example}")
     if out.exists() and not overwrite:
         raise ImageError(f"{out}: already exists; pass --overwrite to replace it or choose another name")
     if not out.parent.exists():
-        raise ImageError(f"{out}: folder {out.parent} does not exist")
+        raise ImageError(f"{out}: folder {out.parent} does not exist; create it first")
     return out
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ..color import COLOR_ALIASES, COLOR_CHOICES
 from ..errors import StylistError, StylistWarning, first_line  # noqa: F401  (re-exported for the commands)
-from ..image import WRITE_FORMATS, write_atomic_bytes
+from ..image import WRITE_FORMATS, check_output_target, same_file, write_atomic_bytes
 from ..plots import history_csv, history_plot
 
 # --- exit codes ---------------------------------------------------------------------------------------------
@@ -142,6 +142,12 @@ COLOR_HELP = (
     "mean-covariance (the painting recoloured to the photo's mean and covariance of RGB first; "
     "'histogram' is its old name)"
 )
+# A trained network has its painting built in: mean-covariance can only recolour its result.
+APPLY_COLOR_HELP = (
+    "keep the photo's colours: luminance (the result's luminance on the photo's chroma) or "
+    "mean-covariance (the result recoloured to the photo's mean and covariance of RGB; "
+    "'histogram' is its old name)"
+)
 
 
 # The one-pass style options under the names users type in every command that has them (video; arbitrary
@@ -219,7 +225,7 @@ def add_tile_size(parser: argparse.ArgumentParser, default: object = None) -> No
     )
 
 
-def add_preserve_color(parser: argparse.ArgumentParser, default: object = "none") -> None:
+def add_preserve_color(parser: argparse.ArgumentParser, default: object = "none", text: str = COLOR_HELP) -> None:
     parser.add_argument(
         "--preserve-color",
         "--preserve-colour",
@@ -227,7 +233,7 @@ def add_preserve_color(parser: argparse.ArgumentParser, default: object = "none"
         type=color_mode,
         default=default,
         metavar="{" + ",".join(COLOR_CHOICES) + "}",
-        help=f"{COLOR_HELP} {shown('none')}",
+        help=f"{text} {shown('none')}",
     )
 
 
@@ -523,18 +529,6 @@ def warn_skipped(path: object, why: object) -> None:
 # --- output paths -------------------------------------------------------------------------------------------
 
 
-def same_file(a: Path, b: str | os.PathLike | None) -> bool:
-    if b is None:
-        return False
-    b = Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
-
-
 def check_output_file(
     out: str | os.PathLike,
     inputs: Sequence[str | os.PathLike] = (),
@@ -542,13 +536,12 @@ def check_output_file(
     suffixes: Sequence[str] = tuple(WRITE_FORMATS),
     what: str = "image",
 ) -> Path:
-    """The output policy for one file: its suffix is one of ``suffixes``, it is not an input, not a
-    folder, exists only with ``overwrite``, and its folder exists (a missing one is never created)."""
+    """The output policy for one file: its suffix is one of ``suffixes``, it is not an input, then the
+    policy every output shares (image.check_output_target: not a folder, exists only with ``overwrite``,
+    its folder exists)."""
     out = Path(out)
-    if out.is_dir():  # before the suffix: a folder's name usually has none
-        example = ".png" if ".png" in suffixes else sorted(suffixes)[0]
-        raise StylistError(f"{out}: is a directory; give a file name such as result{example}")
-    if out.suffix.lower() not in suffixes:
+    example = ".png" if ".png" in suffixes else sorted(suffixes)[0]
+    if out.suffix.lower() not in suffixes and not out.is_dir():  # a folder's name usually has no suffix
         raise StylistError(
             f"{out}: '{out.suffix}' is not a{'n' if what[0] in 'aeiou' else ''} {what} format Stylist writes; "
             f"use one of {' '.join(sorted(suffixes))}"
@@ -556,11 +549,7 @@ def check_output_file(
     for src in inputs:
         if same_file(out, src):
             raise StylistError(f"{out}: the output would replace an input; choose another output path")
-    if out.exists() and not overwrite:
-        raise StylistError(f"{out}: already exists; pass --overwrite to replace it or choose another name")
-    if not out.parent.exists():
-        raise StylistError(f"{out}: folder {out.parent} does not exist; create it first")
-    return out
+    return check_output_target(out, overwrite, f"result{example}")
 
 
 def check_output_folder(out: str | os.PathLike) -> Path:

@@ -17,7 +17,15 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..decoders import decoder_file, load_decoder
 from ..devices import resolve_device
 from ..errors import ConfigError, StylistError, check_one_each
-from ..image import WRITE_FORMATS, load_tensor, output_format, read_picture, save_image, write_atomic
+from ..image import (
+    WRITE_FORMATS,
+    check_output_target,
+    load_tensor,
+    output_format,
+    read_picture,
+    save_image,
+    write_atomic,
+)
 from ..manifest import embed_params, input_records, one_pass_manifest
 from ..masks import check_mask_count
 from ..train_decoders import DecoderTrainConfig, resume_config, train_decoder
@@ -212,6 +220,7 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
         warn_skipped(path, why)
     cache: dict = {}  # the paintings' features, encoded once for all the photos
     bar = ProgressBar(args.quiet or len(readable) == 1, "img")
+    bar.update(0, len(readable), cfg.method)  # made before the work, so that its rate is the real one
     seconds = 0.0
     for i, (src, out) in enumerate(readable):
         picture = read_picture(src, "content", cfg.max_pixels)
@@ -311,8 +320,7 @@ def _check_train_outputs(paths: dict[str, Path], args: argparse.Namespace, cfg: 
     previews = sorted(out.parent.glob(f"{out.with_suffix('').name}_preview_*.png"))
     for path in [*paths.values(), *previews[:1]]:
         # A resumed run carries on its own files (same -o): replacing them is the point.
-        if path.exists() and not args.overwrite and not args.resume:
-            raise StylistError(f"{path}: already exists; pass --overwrite to replace it or choose another -o")
+        check_output_target(path, args.overwrite or bool(args.resume), out.name)
 
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:

@@ -41,10 +41,11 @@ from ..feedforward import (
     train,
     train_preset,
 )
-from ..image import WRITE_FORMATS, output_format, read_picture, resize_long_side, save_image
+from ..image import WRITE_FORMATS, check_output_target, output_format, read_picture, resize_long_side, save_image
 from ..manifest import embed_params, input_records, one_pass_manifest
 from ..training import TRAIN_PRECISIONS, any_across, check_checkpoint, close_distributed, is_main
 from ._common import (
+    APPLY_COLOR_HELP,
     ProgressBar,
     StopSignals,
     add_checkpoint,
@@ -157,7 +158,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_max_pixels(a)
     add_device(a)
     add_precision(a, TRAIN_PRECISIONS, "auto (as the network is stored), fp32, bf16 or fp16 (not for .onnx)")
-    add_preserve_color(a)
+    add_preserve_color(a, text=APPLY_COLOR_HELP)
     add_tile_size(a)
     a.add_argument(
         "--batch-size",
@@ -233,8 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resuming_here = resume is not None and ckpt.resolve() == Path(args.resume).resolve()
     side = [out.with_name(out.stem + s) for s in ("_preview.png", "_losses.csv", "_losses.png")]
     for path in [ckpt, *side] if every["preview_every"] else [ckpt]:
-        if path.exists() and not args.overwrite and not (path == ckpt and resuming_here):
-            raise StylistError(f"{path}: already exists; pass --overwrite to replace it or choose another -o")
+        check_output_target(path, args.overwrite or (path == ckpt and resuming_here), out.name)
     # The damaged files training will skip, each named in a warning once training is under way (a setup
     # error stays the only line).
     folders = [d for d in cfg.data if Path(d).is_dir()]
@@ -422,7 +422,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for path, why in skipped:  # every check passed: the skipped files are named now
         warn_skipped(path, why)
     jobs = [(j, resize_long_side(p.rgb, args.size) if args.size else p.rgb) for j, p in enumerate(pictures)]
-    bar = ProgressBar(args.quiet, "img")
+    # One file has its final line; a bar would jump from 0 to 100 %. Made before the work, so that its rate is real.
+    bar = ProgressBar(args.quiet or len(jobs) == 1, "img")
+    bar.update(0, len(jobs))
     done, seconds = 0, 0.0
     for group in batches_by_size(jobs, args.batch_size):
         start = time.perf_counter()

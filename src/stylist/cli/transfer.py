@@ -21,11 +21,13 @@ from ..films import Film, check_film_path, default_every
 from ..image import (
     Picture,
     alpha_note,
+    check_output_target,
     fit_size,
     open_image,
     output_format,
     read_picture,
     resize,
+    same_file,
     save_image,
     write_atomic_bytes,
 )
@@ -72,7 +74,6 @@ from ._common import (
     final_line,
     install_hint,
     one_of,
-    same_file,
     whole_number,
     write_history,
 )
@@ -419,8 +420,8 @@ def _check_outputs(
             raise StylistError(f"{path}: named for two files of this run; choose distinct names")
     for path in (sidecar, ckpt):
         # The checkpoint a run resumes from is its own to update.
-        if path is not None and path.exists() and not args.overwrite and not same_file(path, resumed_from):
-            raise StylistError(f"{path}: already exists; pass --overwrite to replace it or choose another name")
+        if path is not None:
+            check_output_target(path, args.overwrite or same_file(path, resumed_from), "result.ckpt")
     if args.save_every and not args.overwrite:
         existing = sorted(out.parent.glob(f"{out.stem}_step[0-9][0-9][0-9][0-9]{out.suffix}"))
         if existing:
@@ -492,12 +493,9 @@ def _check_history(history: str | None, out: Path, overwrite: bool) -> Path | No
     if path.suffix.lower() != ".csv":
         raise StylistError(f"{path}: --history needs a .csv file name")
     for p in (path, path.with_suffix(".png")):
-        if p.exists() and not overwrite:
-            raise StylistError(f"{p}: already exists; pass --overwrite to replace it or choose another name")
         if same_file(out, p):
             raise StylistError(f"{p}: the history would replace the output image; choose another name")
-    if not path.parent.exists():
-        raise StylistError(f"{path}: folder {path.parent} does not exist; create it first")
+        check_output_target(p, overwrite, "history.csv")
     return path
 
 
