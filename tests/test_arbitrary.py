@@ -515,15 +515,32 @@ def test_init_fine_tunes_only_the_levels_asked(folders: dict[str, Path], tmp_pat
             train_decoder(cfg)
 
 
-def test_identity_loss_is_a_term_of_adain_training(folders: dict[str, Path]) -> None:
+def test_identity_and_grid_losses_are_terms_of_adain_training(folders: dict[str, Path]) -> None:
     seen: list[dict] = []
     cfg = small_cfg(folders, "adain", 2)
     cfg.identity_weight = 1.0
     train_decoder(cfg, lambda p: seen.append(p.losses))
-    assert all(
-        s["identity"] > 0 and math.isclose(s["total"], s["content"] + s["style"] + s["identity"], rel_tol=1e-5)
+    terms = ("content", "style", "identity", "grid")
+    assert seen and all(
+        s["identity"] > 0 and s["grid"] > 0 and math.isclose(s["total"], sum(s[t] for t in terms), rel_tol=1e-5)
         for s in seen
     )
+    cfg.grid_weight = 0.0  # the paper's objective: no grid term
+    seen.clear()
+    train_decoder(cfg, lambda p: seen.append(p.losses))
+    assert seen and all("grid" not in s for s in seen)
+
+
+def test_a_run_started_before_the_grid_loss_resumes_without_it() -> None:
+    from dataclasses import asdict
+
+    from stylist.train_decoders import CHECKPOINT_KIND, resume_config
+    from stylist.training import CHECKPOINT_LAYOUT
+
+    old = {k: v for k, v in asdict(DecoderTrainConfig(content=("photos",))).items() if k != "grid_weight"}
+    saved = {"kind": CHECKPOINT_KIND, "layout": CHECKPOINT_LAYOUT, "config": old}
+    assert resume_config(saved, {}).grid_weight == 0.0
+    assert resume_config({**saved, "config": {**old, "grid_weight": 5.0}}, {}).grid_weight == 5.0
 
 
 def test_train_decoder_cli_writes_and_resumes(
@@ -695,7 +712,7 @@ def test_identity_loss_weighs_pixels_and_features_as_wct_reconstruction() -> Non
 
     def loss(pixel: float, feature: float) -> float:
         cfg = DecoderTrainConfig(pixel_weight=pixel, feature_weight=feature)
-        return float(_identity_loss(net, encoder, photo, fc, cfg))
+        return float(_identity_loss(net, encoder, photo, fc, cfg)[0])
 
     p, f = loss(1, 0), loss(0, 1)
     assert p > 0 and f > 0

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+from stylist.image import load_tensor, resize_long_side
 from stylist.losses import (
     content_loss,
     gram,
+    grid_loss,
     mean_std,
     style_layer_loss,
     style_loss,
@@ -77,6 +79,25 @@ def test_tv_of_checkerboard():
     assert tv_loss(img, "l1", "mean").item() == pytest.approx(pairs / img.numel())
     assert tv_loss(0.5 * img, "l2", "paper").item() == pytest.approx(0.25 * pairs)
     assert tv_loss(torch.full((1, 3, h, w), 0.3), "l1").item() == 0.0
+
+
+def test_grid_loss_of_stripes_by_hand_and_of_a_photo(content_path):
+    stripes = torch.zeros(1, 1, 64, 64)
+    stripes[..., ::8, :] = 1.0
+    # Position means over the 8 x 8 cells: 1 on row 0, 0 elsewhere; their mean is 1/8, so 8 of the 64
+    # positions are 7/8 off it and 56 are 1/8 off: (8 * 49 + 56) / 64 / 64 = 7/64.
+    assert grid_loss(stripes, 8).item() == pytest.approx(7 / 64)
+    assert grid_loss(stripes.roll(3, dims=-2), 8).item() == pytest.approx(7 / 64)  # wherever the stripes lie
+    assert grid_loss(stripes[..., :70, :69], 8).item() == pytest.approx(7 / 64)  # part cells left out
+    assert grid_loss(0.1 * stripes, 8).item() == pytest.approx(7 / 6400)
+    assert grid_loss(torch.full((2, 3, 32, 32), 0.4), 8).item() == pytest.approx(0.0, abs=1e-12)
+    assert grid_loss(stripes, 1).item() == 0.0  # no grid
+    # A photograph has almost no pattern on an 8 px grid; the same photo with faint stripes (0.05) has.
+    photo = resize_long_side(load_tensor(content_path), 256)  # enough 8 px cells for the content to average out
+    lines = torch.zeros_like(photo)
+    lines[..., ::8, :] = 1.0
+    faint = (photo + 0.05 * lines).clamp(0, 1)
+    assert grid_loss(photo, 8).item() < 0.2 * grid_loss(faint, 8).item()
 
 
 def test_mean_std():

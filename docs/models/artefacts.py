@@ -13,6 +13,10 @@ photo resized to the result's size:
   checkerboard of 2 px period, what nearest-neighbour upsampling followed by convolution leaves) on
   the result's luminance, over the same for the photo. Painted texture raises it too: compare runs
   on the same pairs rather than reading it alone.
+- **grid**: the root mean square of the pattern the result repeats on an 8 px grid (relu4_1's
+  upsampling grid; ``stylist.losses.grid_loss``), in 8-bit levels (x 255); the photos' own is
+  printed for scale. Stripes or a weave drawn by the decoder raise it; the results' JPEG blocks
+  (also 8 px) add a little to every run alike.
 
 Prints the median and the worst (largest) value of each per run.
 """
@@ -28,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from stylist.image import load_tensor, resize
+from stylist.losses import grid_loss
 
 STRIP = 4  # px
 
@@ -58,20 +63,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="output folders of benchmarks/quality.py")
     args = p.parse_args()
-    print("| run | pairs | edge band: median | worst | checkerboard ratio: median | worst |")
-    print("|---|---|---|---|---|---|")
+    print("| run | pairs | edge band: median | worst | checkerboard ratio: median | worst | grid: median | worst |")
+    print("|---|---|---|---|---|---|---|---|")
+    photo_grids: list[float] = []
     for run in args.runs:
-        bands, checks = [], []
+        bands, checks, grids = [], [], []
         with open(run / "pairs.csv", newline="") as f:
             for row in csv.DictReader(f):
                 result = load_tensor(run / "results" / f"{int(row['id']):03d}.jpg")
                 photo = resize(load_tensor(row["photo"]), (result.shape[-2], result.shape[-1]))
                 bands.append(edge_band(result, photo))
                 checks.append(checker(result) / max(checker(photo), 1e-6))
+                grids.append(255 * grid_loss(result, 8).sqrt().item())
+                photo_grids.append(255 * grid_loss(photo, 8).sqrt().item())
         print(
             f"| {run.name} | {len(bands)} | {statistics.median(bands):.3f} | {max(bands):.3f} | "
-            f"{statistics.median(checks):.2f} | {max(checks):.2f} |"
+            f"{statistics.median(checks):.2f} | {max(checks):.2f} | {statistics.median(grids):.2f} | {max(grids):.2f} |"
         )
+    print(f"\nthe photos' own grid: median {statistics.median(photo_grids):.2f}, largest {max(photo_grids):.2f}")
 
 
 if __name__ == "__main__":

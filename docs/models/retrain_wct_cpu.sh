@@ -6,14 +6,16 @@
 # from them (--init) on the shared photos less the quality benchmark's (PHOTOS, as
 # docs/models/retrain_builtins_cpu.sh links them) for the levels WCT runs by default, relu4_1,
 # relu3_1 and relu2_1 (relu1_1 is a least-squares fit already at 42 dB; relu5_1, left out by
-# default, is carried over unchanged), at 128 px crops, lr 5e-5 fixed.
+# default, is carried over unchanged), at 128 px crops, lr 1e-4 fixed, with the grid loss
+# (--grid-weight, train_decoders.DecoderTrainConfig) that takes out the shipped decoders' stripes on
+# their 8 px upsampling grid.
 #
-#   PHOTOS=/work/wt/ff/photos RUNS=/work/wt/wct bash docs/models/retrain_wct_cpu.sh   # starts or resumes
+#   PHOTOS=/path/to/photos RUNS=/path/to/run bash docs/models/retrain_wct_cpu.sh   # starts or resumes
 #
-# Each call trains for LIMIT seconds at most and saves.
+# Each call trains for LIMIT seconds at most and saves. INIT: the decoder file to start from.
 set -euo pipefail
 PHOTOS=${PHOTOS:?folder of training photos} RUNS=${RUNS:?folder for the run}
-LIMIT=${LIMIT:-1800}
+LIMIT=${LIMIT:-1800} INIT=${INIT:-src/stylist/models/wct_decoders.safetensors}
 mkdir -p "$RUNS"
 out=$RUNS/wct_cpu.safetensors
 if [ -f "$out.ckpt" ]; then
@@ -21,9 +23,9 @@ if [ -f "$out.ckpt" ]; then
     -o "$out" --overwrite -q >> "$RUNS/train.log" 2>&1
 else
   nice -n 5 python -m stylist train-decoder --method wct --levels relu4_1 relu3_1 relu2_1 \
-    --init src/stylist/models/wct_decoders.safetensors --content "$PHOTOS" -o "$out" --steps 20000 \
-    --batch-size 8 --image-size 128 --content-zoom 1 1.25 --lr 5e-5 --lr-decay 0 --device cpu --precision bf16 \
-    --log-every 10 --checkpoint-every 50 --preview-every 200 --workers 1 --time-limit "$LIMIT" -q \
+    --init "$INIT" --content "$PHOTOS" -o "$out" --steps 20000 --grid-weight 1000 \
+    --batch-size 8 --image-size 128 --content-zoom 1 1.25 --lr 1e-4 --lr-decay 0 --device cpu --precision bf16 \
+    --log-every 10 --checkpoint-every 50 --preview-every 100 --workers 1 --time-limit "$LIMIT" -q \
     > "$RUNS/train.log" 2>&1
 fi
 tail -n 1 "$RUNS/train.log"

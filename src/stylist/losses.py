@@ -130,6 +130,29 @@ def tv_loss(image: torch.Tensor, kind: str = "l1", normalization: str = "mean") 
     raise ValueError(f"unknown normalization {normalization!r}")
 
 
+def grid_loss(image: torch.Tensor, period: int) -> torch.Tensor:
+    """How strongly ``image`` (B, C, H, W) repeats a pattern on a ``period`` px grid: the mean square,
+    over images, channels and the period x period positions in a cell, of each position's mean over
+    all cells less the mean of those means. Float32 scalar, 0 for a flat image; a photograph
+    cropped anywhere gives nearly 0 (its content averages out over the cells), a decoder that
+    draws a fixed stripe or checker on its upsampling grid gives much more. Rows and columns past
+    the last whole cell are left out.
+
+    Stylist's own term, in no paper: a decoder's content and style losses are measured through
+    VGG, whose pooling folds a pattern at exactly the pooling grid's period into a constant, so
+    nothing in those losses stops the decoder from drawing one (Odena et al.'s "Deconvolution
+    and checkerboard artifacts", Distill 2016, has the upsampling side of the story). This term
+    sees the pattern in pixels, where it is cheap to measure.
+    """
+    if period < 2:
+        return image.new_zeros((), dtype=torch.float32)
+    b, c, h, w = image.shape
+    h, w = h // period * period, w // period * period
+    cells = _wide(image[..., :h, :w]).reshape(b, c, h // period, period, w // period, period)
+    position_means = cells.mean(dim=(2, 4))  # (B, C, period, period)
+    return (position_means - position_means.mean(dim=(2, 3), keepdim=True)).pow(2).mean()
+
+
 def temporal_loss(image: torch.Tensor, warped_previous: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Ruder, Dosovitskiy and Brox's short-term temporal loss ("Artistic style transfer for videos",
     GCPR 2016, eq. 7): ``1/D sum c (x - w)^2`` over the D = 3*H*W values of ``image`` (B, 3, H, W),
