@@ -47,13 +47,13 @@ from PIL import Image, ImageDraw
 import stylist
 from stylist import quality
 from stylist.api import arbitrary as api_arbitrary
+from stylist.feedforward import builtin_models
 from stylist.image import load_tensor, to_pil, to_tensor
 
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "quality_paintings.csv"
 # The shared data folder: $STYLIST_DATA, or ../shared/data beside the checkout, or shared/data inside it.
 DATA_CANDIDATES = (HERE.parent.parent / "shared" / "data", HERE.parent / "shared" / "data", Path("/work/shared/data"))
-BUILTIN = ("starry-night", "great-wave", "the-scream", "composition-vii")
 # Which side of each measure is bad, for "worst 10 %" and the contact sheets.
 WORSE = {
     "structure": "low",
@@ -339,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="output folder (default /tmp/stylist-quality/<method>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeat)")
     p.add_argument("--config", type=Path, help="a JSON file of method options (--set overrides it)")
-    p.add_argument("--model", default="starry-night", help=f"apply: a built-in ({', '.join(BUILTIN)}) or a file")
+    p.add_argument(
+        "--model", default="starry-night", help=f"apply: a built-in ({', '.join(builtin_models())}) or a file"
+    )
     p.add_argument("--painting", type=Path, help="apply: the model's painting (default: from its metadata)")
     p.add_argument("--data", type=Path, default=default_data(), help="the shared data folder")
     p.add_argument("--labels", type=Path, default=LABELS, help="CSV of file, artist, label to sample from")
