@@ -123,6 +123,25 @@ def test_training_lowers_the_style_loss_and_counts_skipped_files(photos):
     assert meta["style_sha256"] and json.loads(meta["final_losses"])["total"] > 0
 
 
+def test_the_grid_loss_is_a_term_of_training_and_old_runs_resume_without_it(photos):
+    from dataclasses import asdict
+
+    from stylist.feedforward import CHECKPOINT_KIND, resume_config
+    from stylist.training import CHECKPOINT_LAYOUT
+
+    history = train(FeedForwardConfig(style=str(STYLE), data=str(photos), **{**TINY, "steps": 2})).history
+    terms = ("content", "style", "tv", "grid")
+    assert history and all(
+        row["grid"] > 0 and np.isclose(row["total"], sum(row[t] for t in terms), rtol=1e-5) for row in history
+    )
+    off = FeedForwardConfig(style=str(STYLE), data=str(photos), **{**TINY, "steps": 2, "grid_weight": 0.0})
+    assert all("grid" not in row for row in train(off).history)
+    # A checkpoint written before the grid loss existed resumes with the objective it started with.
+    old = {k: v for k, v in asdict(off).items() if k != "grid_weight"}
+    state = {"kind": CHECKPOINT_KIND, "layout": CHECKPOINT_LAYOUT, "config": old}
+    assert resume_config(state, {}).grid_weight == 0.0
+
+
 def test_interrupted_run_resumes_to_identical_weights(photos):
     cfg = FeedForwardConfig(style=str(STYLE), data=str(photos), **TINY)
     unbroken = train(cfg)

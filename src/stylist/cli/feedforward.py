@@ -253,7 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             p.step,
             p.total,
             f"epoch {p.epoch + 1}",
-            f"content {terms['content']:.3g} style {terms['style']:.3g} tv {terms['tv']:.3g}, "
+            " ".join(f"{k} {v:.3g}" for k, v in terms.items() if k != "total") + ", "
             f"{rate_note(p)}, skipped {p.skipped}",
         )
         if is_main() and every["checkpoint_every"] and p.step % every["checkpoint_every"] == 0:
