@@ -13,6 +13,7 @@
 #   as starry-night's stars, onto faces; see docs/quality.md).
 # - Photos: the shared photos/ and train/ folders less the quality benchmark's photos (seeds 0
 #   and 1: 36 of its 46 are from these folders), 3,374 linked into PHOTOS, so that the benchmark measures photos the networks never saw.
+# - No grid loss (--grid-weight 0): the shipped runs predate it (stylist train's default since).
 #
 # Usage (repository root): PHOTOS=/work/wt/ff/photos RUNS=/work/wt/ff/runs bash docs/models/retrain_builtins_cpu.sh
 set -uo pipefail
@@ -21,7 +22,7 @@ STYLES=${STYLES:-src/stylist/examples/style} PREVIEW=${PREVIEW:-src/stylist/exam
 RETRAIN_STEPS=${RETRAIN_STEPS:-150} NEW_STEPS=${NEW_STEPS:-400}  # as the shipped runs
 mkdir -p "$RUNS"
 common=(--content "$PHOTOS" --image-size 256 --style-size 512 --batch-size 8 --precision bf16 --device cpu
-  --style-layers relu1_1 relu2_1 relu3_1 relu4_1 --checkpoint-every 25 --preview-every 25
+  --style-layers relu1_1 relu2_1 relu3_1 relu4_1 --grid-weight 0 --checkpoint-every 25 --preview-every 25
   --preview "$PREVIEW" --workers 1 --half -q)
 
 run() {  # name painting init lr steps

@@ -1,9 +1,12 @@
 """Ship the CPU-retrained AdaIN decoder (docs/models/retrain_adain_cpu.sh): its weights as they are,
 its metadata made portable (data folders relative to the repository, as ``../shared/data/...``) and
-both training stages recorded (``stages``: steps, seconds and what changed), since the file of stage 2
-only knows its own.
+every training stage recorded (``stages``: steps, seconds and what changed), since the file of the
+last stage only knows its own.
 
     python docs/models/ship_adain_cpu.py RUNS [OUT]    # OUT: src/stylist/models/adain_decoder.safetensors
+
+With RUNS/run3 (stage 3, the grid loss) the stages before it are read from the file it started from
+(``--stage2``, the decoder shipped before it, which records stages 1 and 2).
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ def main() -> None:
     shipped = ROOT / "src" / "stylist" / "models" / "adain_decoder.safetensors"
     p.add_argument("out", nargs="?", type=Path, default=shipped)
     p.add_argument("--data", default="/work/shared/data", help="the data folder the runs read (in their metadata)")
+    p.add_argument("--stage2", type=Path, default=shipped, help="stage 3: the stage-2 decoder file it started from")
     args = p.parse_args()
+    if (args.runs / "run3" / "adain_cpu.safetensors").exists():
+        return ship_stage3(args)
     metas = []
     for run in ("run1", "run2"):
         with safe_open(str(args.runs / run / "adain_cpu.safetensors"), "pt") as f:
@@ -45,6 +51,33 @@ def main() -> None:
     meta = {k: portable(v, args.data) for k, v in last.items()}
     config = json.loads(meta["train_config"])
     config["init"] = "stage 1's file (see stages)"
+    meta["train_config"] = json.dumps(config)
+    meta["stages"] = json.dumps(stages)
+    meta["steps"] = str(sum(s["steps"] for s in stages))
+    meta["train_seconds"] = str(round(sum(s["seconds"] for s in stages), 1))
+    save_file(tensors, str(args.out), meta)
+    print(f"wrote {args.out}: {meta['steps']} steps, {meta['train_seconds']} s on {meta['train_device']}")
+
+
+def ship_stage3(args: argparse.Namespace) -> None:
+    with safe_open(str(args.stage2), "pt") as f:
+        stages = json.loads(f.metadata()["stages"])
+    with safe_open(str(args.runs / "run3" / "adain_cpu.safetensors"), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = {k: portable(v, args.data) for k, v in f.metadata().items()}
+    config = json.loads(meta["train_config"])
+    stages.append(
+        {
+            "stage": 3,
+            "init": "stage 2's file",
+            "pixel_weight": config["pixel_weight"],
+            "identity_weight": config["identity_weight"],
+            "grid_weight": config["grid_weight"],
+            "steps": int(meta["steps"]),
+            "seconds": float(meta["train_seconds"]),
+        }
+    )
+    config["init"] = "stage 2's file (see stages)"
     meta["train_config"] = json.dumps(config)
     meta["stages"] = json.dumps(stages)
     meta["steps"] = str(sum(s["steps"] for s in stages))
