@@ -27,6 +27,10 @@ Departures from the papers, each for a stated reason:
 * ``identity_weight`` (0 by default, as in the paper) adds an identity loss to AdaIN training: the
   photo decoded from its own relu4_1 against the photo, so that alpha 0 gives the photo back
   rather than the training paintings' palette (a risk with few paintings; see the model card).
+* ``grid_weight`` (1000 by default; in neither paper) adds :func:`stylist.losses.grid_loss` to both
+  methods' training, at each decoder's upsampling period (8 px from relu4_1): VGG's pooling folds a
+  pattern at that period into a constant, so the papers' losses let a decoder draw stripes on its
+  grid, and the decoders trained without the term did (docs/models/adain.md, wct.md).
 * AdaIN reflects the photo by :data:`EDGE_MARGIN` px on every side before encoding it and cuts the
   margin off after decoding, so that the encoder's zero padding draws no frame along the border.
 * The WCT feature loss is measured on the feature-normed features above (Li et al.: lambda = 1 on their
