@@ -531,6 +531,27 @@ def test_identity_and_grid_losses_are_terms_of_adain_training(folders: dict[str,
     assert seen and all("grid" not in s for s in seen)
 
 
+def test_wct_grid_term_is_on_the_reconstruction_error() -> None:
+    from stylist.losses import grid_loss
+    from stylist.train_decoders import _wct_losses
+
+    torch.manual_seed(0)
+    encoder, net = Encoder("relu2_1"), WCTDecoders(("relu2_1",))
+    photo = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out = net({"relu2_1": encoder(photo)["relu2_1"]})["relu2_1"]
+        with_grid = _wct_losses(
+            net, encoder, {"content": photo}, DecoderTrainConfig(levels=("relu2_1",), grid_weight=10.0)
+        )[0]
+        without = _wct_losses(
+            net, encoder, {"content": photo}, DecoderTrainConfig(levels=("relu2_1",), grid_weight=0.0)
+        )[0]
+    # relu2_1's decoder upsamples once: a 2 px grid; the term sees the error, so a perfect decoder pays nothing.
+    expected = 10.0 * grid_loss(out - photo, 2)
+    assert torch.allclose(with_grid["relu2_1"] - without["relu2_1"], expected, rtol=0.01, atol=1e-5)
+    assert grid_loss(photo - photo, 2) == 0
+
+
 def test_a_run_started_before_the_grid_loss_resumes_without_it() -> None:
     from dataclasses import asdict
 

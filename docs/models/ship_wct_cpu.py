@@ -2,10 +2,11 @@
 their metadata made portable (no machine's paths) and every training phase recorded (``phases``:
 where, how long, what changed), since the run's file only knows its own.
 
-    python docs/models/ship_wct_cpu.py RUN_FILE --prelude FILE [OUT]   # OUT: the shipped decoders
+    python docs/models/ship_wct_cpu.py FILE [FILE ...] --notes NOTE [NOTE ...] [--out OUT]
 
-RUN_FILE is the decoder file of the run with the grid loss; ``--prelude`` the file of the short run
-without it that RUN_FILE started from (``INIT`` of retrain_wct_cpu.sh), if there was one.
+FILEs: the decoder files of the CPU runs in the order they ran, each started from the one before
+(``INIT`` of retrain_wct_cpu.sh); the last one's weights are shipped. NOTEs say what each changed.
+OUT: the shipped decoders' file.
 """
 
 from __future__ import annotations
@@ -62,16 +63,16 @@ def phase(number: int, meta: dict, note: str) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", type=Path, help="the decoder file of the run with the grid loss")
-    p.add_argument("--prelude", type=Path, help="the file of the run without it that the run started from")
-    shipped = ROOT / "src" / "stylist" / "models" / "wct_decoders.safetensors"
-    p.add_argument("out", nargs="?", type=Path, default=shipped)
+    p.add_argument("runs", nargs="+", type=Path, help="the decoder files of the CPU runs, in order")
+    p.add_argument("--notes", nargs="+", required=True, help="what each run changed, one per file")
+    p.add_argument("--out", type=Path, default=ROOT / "src" / "stylist" / "models" / "wct_decoders.safetensors")
     args = p.parse_args()
-    tensors, meta = read(args.run)
+    if len(args.notes) != len(args.runs):
+        p.error("give one --notes entry per run file")
     phases = list(EARLIER)
-    if args.prelude:
-        phases.append(phase(3, read(args.prelude)[1], "fine-tuned from phase 2's file, without the grid loss"))
-    phases.append(phase(len(phases) + 1, meta, "fine-tuned from the phase before, with the grid loss"))
+    for path, note in zip(args.runs, args.notes):
+        phases.append(phase(len(phases) + 1, read(path)[1], note))
+    tensors, meta = read(args.runs[-1])
     config = json.loads(meta["train_config"])
     config["content"] = [PHOTOS]
     config["init"] = "the phase before (see phases)"
