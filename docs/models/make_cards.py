@@ -166,6 +166,19 @@ def measured(name: str, benchmark: dict) -> str:
     )
 
 
+def grid_stage(meta: dict) -> str:
+    """The settings row of the grid-loss fine-tune (docs/models/grid_builtins_cpu.sh), if the model had one."""
+    if "grid_stage" not in meta:
+        return ""
+    g = json.loads(meta["grid_stage"])
+    return (
+        f"\n| grid stage | the last {g['steps']} of those steps: fine-tuned with the grid loss (weight "
+        f"{g['grid_weight']:g}, lr {g['lr']:g}; `stylist train --grid-weight`, "
+        f"[grid_builtins_cpu.sh](grid_builtins_cpu.sh)), which took out a 4 px weave the network drew; "
+        f"{g['seconds'] / 60:.0f} min |"
+    )
+
+
 def card(name: str, path: Path, hardware: str, benchmark: dict | None = None, data_note: str = "") -> str:
     meta = read_metadata(path)
     cfg = json.loads(meta["config"])
@@ -207,7 +220,7 @@ COCO (`stylist train --style painting.jpg --content coco/train2017 -o mine.safet
 |---|---|
 | steps | {meta["steps"]} (batch {cfg["batch_size"]}, so about \
 {int(meta["steps"]) * cfg["batch_size"] / int(meta["images"]):.1f} passes over the {meta["images"]} photos), \
-{start}, {how_stopped(cfg, meta)} |
+{start}, {how_stopped(cfg, meta)} |{grid_stage(meta)}
 | crops | {cfg["image_size"]}x{cfg["image_size"]} px, random position, flipped half the time |
 | painting size for the style targets | long side {cfg["style_size"] or 2 * cfg["image_size"]} px |
 | optimiser | Adam, learning rate {cfg["lr"]} |
