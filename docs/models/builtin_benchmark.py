@@ -1,6 +1,7 @@
 """The quality benchmark of the built-in styles, retrained against today's (issue 16), for the model cards.
 
     python docs/models/builtin_benchmark.py --new DIR --old DIR --out docs/models/builtin_benchmark.json
+    python docs/models/builtin_benchmark.py --new DIR --keep-reference   # new models, the same references
 
 For each NAME.safetensors in --new, ``benchmarks/quality.py --method apply`` on seeds 0 and 1 (24
 photos each, 256 px, the model's own painting); the same for --old/NAME.safetensors where it exists
@@ -58,7 +59,12 @@ def adain_reference(apply_out: Path, work: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--new", type=Path, required=True, help="folder of the retrained NAME.safetensors")
-    p.add_argument("--old", type=Path, required=True, help="folder of the models they replace")
+    p.add_argument("--old", type=Path, help="folder of the models they replace")
+    p.add_argument(
+        "--keep-reference",
+        action="store_true",
+        help="measure only the new models and keep each one's reference (old model or AdaIN) from --out",
+    )
     p.add_argument("--out", type=Path, default=HERE / "builtin_benchmark.json")
     args = p.parse_args()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -69,6 +75,12 @@ def main() -> None:
             for seed in SEEDS:
                 work = Path(tmp) / f"{name}-{seed}"
                 new = quality(["--method", "apply", "--model", str(model), "--seed", str(seed)], work / "new")
+                if args.keep_reference:
+                    kept = results[name][f"seed{seed}"]
+                    entry[f"seed{seed}"] = {k: v for k, v in kept.items() if k != "new"} | {"new": new}
+                    continue
+                if args.old is None:
+                    p.error("give --old, or --keep-reference to keep the references measured before")
                 old_model = args.old / model.name
                 if old_model.is_file():
                     before = quality(
