@@ -723,6 +723,41 @@ def test_shipped_decoder_reconstructs_held_out_photos(method: str, encoder: Enco
         assert means["relu1_1"] > means["relu3_1"] > means["relu5_1"], means
 
 
+# The decoders trained without the grid loss drew stripes on their upsampling grid: on the bundled photos
+# at 256 px, 2.5-5.7 levels of 255 (root mean square, losses.grid_loss) for WCT's relu4_1, 1.5-2.8 for its
+# relu3_1, 1.8-4.9 for AdaIN at alpha 0 and 4.1-4.7 stylised; the photos' own is 0.8-1.4 at 8 px.
+GRID_CEILING = 2.5  # levels of 255; the new decoders: at most 2.0 (AdaIN stylised), the photos 0.8-1.4
+
+
+def grid_levels(image: torch.Tensor, period: int) -> float:
+    from stylist.losses import grid_loss
+
+    return 255 * float(grid_loss(image, period).sqrt())
+
+
+@pytest.mark.parametrize("method", ["adain", "wct"])
+def test_shipped_decoders_draw_no_stripes_on_their_grid(method: str, encoder: Encoder) -> None:
+    from stylist.train_decoders import grid_period
+
+    shipped_or_skip(method)
+    decoder = arb_files.load_decoder(method)
+    painting = image(ROOT / "examples/style/the_scream.jpg", 256)
+    levels = {}
+    with torch.no_grad():
+        target = encoder(painting)[ADAIN_LEVEL]
+        for path in PHOTOS:
+            photo = image(path, 256)
+            photo = photo[..., : photo.shape[-2] // 16 * 16, : photo.shape[-1] // 16 * 16]
+            feats = encoder(photo)
+            if method == "adain":
+                levels[(path.stem, "alpha 0")] = grid_levels(decoder(feats[ADAIN_LEVEL]), 8)
+                levels[(path.stem, "alpha 1")] = grid_levels(decoder(adain(feats[ADAIN_LEVEL], target)), 8)
+            else:
+                for level in ("relu4_1", "relu3_1"):
+                    levels[(path.stem, level)] = grid_levels(decoder[level](feats[level]), grid_period(level))
+    assert max(levels.values()) < GRID_CEILING, levels
+
+
 def test_identity_loss_weighs_pixels_and_features_as_wct_reconstruction() -> None:
     from stylist.train_decoders import _identity_loss
 

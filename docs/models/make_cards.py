@@ -52,10 +52,10 @@ HEIGHT = 256  # px of each tile in the sample strip
 NOTES = {
     "starry-night": "The previous network painted the painting's yellow stars onto faces, skies and the "
     "cat's fur; this one does not (its style loss leaves out `relu5_1`).",
-    "la-grande-jatte": "It takes the painting's greens and yellows (faces too turn yellow-green) but not "
-    "Seurat's dots: its texture is a fine weave.",
-    "water-lilies": "Its texture is a fine weave in the painting's palette rather than Monet's brushwork, "
-    "and flat areas such as skies and hair can take patches of the lily pads' green.",
+    "la-grande-jatte": "It takes the painting's greens and yellows (faces too turn yellow-green) and its "
+    "flat, outlined shapes, but not Seurat's dots.",
+    "water-lilies": "Its strokes are short and fine in the painting's palette rather than Monet's broad "
+    "brushwork, and flat areas such as skies and hair can take patches of the lily pads' green.",
 }
 
 
