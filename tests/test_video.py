@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -155,13 +157,17 @@ def test_film_keeps_frames_rate_duration_and_audio(clips, tmp_path, capsys) -> N
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_x265_encodes_without_its_own_chatter(clips, tmp_path, capfd) -> None:
-    # x265 prints its settings straight to file descriptor 2, past Python and libav's log level.
+def test_x265_encodes_without_its_own_chatter(clips, tmp_path) -> None:
+    # x265 prints its settings straight to file descriptor 2, past Python and libav's log level. In a
+    # process of its own, as users run it: inside the test process, after tests/test_tiling.py, libx265
+    # aborts the interpreter when the encoder is flushed (with or without Stylist's options; not
+    # understood yet).
     out = tmp_path / "out.mp4"
-    code = main(["video", str(clips["pan"]), "--model", "starry-night", "--codec", "libx265", "-q", "-o", str(out)])
-    err = capfd.readouterr().err
-    assert code == 0, err
-    assert film_facts(out)["codec"] == "hevc" and len(err.strip().splitlines()) == 1, err
+    argv = [str(clips["pan"]), "--model", "starry-night", "--codec", "libx265", "-q", "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = subprocess.run([sys.executable, "-m", "stylist", "video", *argv], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert film_facts(out)["codec"] == "hevc" and len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
 def test_start_duration_odd_size_rotation_and_full_range(tmp_path, capsys) -> None:
@@ -501,8 +507,6 @@ def test_web_video_tab_stylises_a_clip_with_progress_and_download(web, clips, tm
 def test_a_film_that_cannot_be_written_is_one_line_and_leaves_nothing(clips, tmp_path) -> None:
     """A full disk, simulated without root: a child process's file-size limit makes writes over 20 kB
     fail with EFBIG ("File too large"), as a full disk fails with ENOSPC."""
-    import subprocess
-    import sys
 
     old = tmp_path / "film.mp4"
     old.write_bytes(b"the user's older film")
