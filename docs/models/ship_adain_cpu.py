@@ -49,14 +49,19 @@ def main() -> None:
     ]
     stages = [{**s, "identity_weight": 4, **d} for s, d in zip(stages, done)]
     meta = {k: portable(v, args.data) for k, v in last.items()}
+    write(tensors, meta, stages, "stage 1's file (see stages)", args.out)
+
+
+def write(tensors: dict, meta: dict, stages: list[dict], init: str, out: Path) -> None:
+    """The decoder file with every stage recorded and the totals of steps and seconds."""
     config = json.loads(meta["train_config"])
-    config["init"] = "stage 1's file (see stages)"
+    config["init"] = init
     meta["train_config"] = json.dumps(config)
     meta["stages"] = json.dumps(stages)
     meta["steps"] = str(sum(s["steps"] for s in stages))
     meta["train_seconds"] = str(round(sum(s["seconds"] for s in stages), 1))
-    save_file(tensors, str(args.out), meta)
-    print(f"wrote {args.out}: {meta['steps']} steps, {meta['train_seconds']} s on {meta['train_device']}")
+    save_file(tensors, str(out), meta)
+    print(f"wrote {out}: {meta['steps']} steps, {meta['train_seconds']} s on {meta['train_device']}")
 
 
 def ship_stage3(args: argparse.Namespace) -> None:
@@ -79,13 +84,7 @@ def ship_stage3(args: argparse.Namespace) -> None:
             "seconds": float(meta["train_seconds"]),
         }
     )
-    config["init"] = "stage 2's file (see stages)"
-    meta["train_config"] = json.dumps(config)
-    meta["stages"] = json.dumps(stages)
-    meta["steps"] = str(sum(s["steps"] for s in stages))
-    meta["train_seconds"] = str(round(sum(s["seconds"] for s in stages), 1))
-    save_file(tensors, str(args.out), meta)
-    print(f"wrote {args.out}: {meta['steps']} steps, {meta['train_seconds']} s on {meta['train_device']}")
+    write(tensors, meta, stages, "stage 2's file (see stages)", args.out)
 
 
 if __name__ == "__main__":
