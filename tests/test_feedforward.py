@@ -293,6 +293,9 @@ def test_cli_train_writes_model_preview_curve_and_checkpoint(photos, tmp_path, c
         assert (tmp_path / name).stat().st_size > 0, name
     assert read_metadata(out)["dtype"] == "float16"
     assert "wrote" in err and "unreadable files skipped" in err
+    # Every weighted term in the loss file, the grid loss too, so that the columns add up to the total.
+    header = (tmp_path / "cli_losses.csv").read_text().splitlines()[0].split(",")
+    assert {"total", "content", "style", "tv", "grid"} <= set(header), header
     # More steps on a finished run: resume from its final checkpoint.
     code, err = _cli(
         "train",

@@ -61,14 +61,14 @@ def history_plot(
     """A log-scale plot of a loss history (PNG bytes).
 
     ``rows`` have a ``step`` and the loss terms; ``keys`` are the terms plotted (default: total,
-    content, style, tv, those present); ``smooth`` > 1 plots running means over that many rows
+    content, style, tv, grid, those present); ``smooth`` > 1 plots running means over that many rows
     (training losses jump from batch to batch). A change of ``level`` (the optimisation's scale)
     is marked by a dotted line."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [r["step"] for r in rows]
-    for key in keys or [k for k in ("total", "content", "style", "tv") if k in columns]:
+    for key in keys or [k for k in ("total", "content", "style", "tv", "grid") if k in columns]:
         values = [r.get(key, float("nan")) for r in rows]
         if smooth > 1:
             values = running_mean(values, smooth)

@@ -403,18 +403,20 @@ def _identity_loss(
 def _wct_losses(
     net: nn.Module, encoder: Encoder, images: dict[str, torch.Tensor], cfg: DecoderTrainConfig
 ) -> tuple[dict, dict]:
-    """Li et al.'s objective for each level's decoder: pixel plus feature reconstruction error."""
+    """Li et al.'s objective for each level's decoder: pixel plus feature reconstruction error; and the
+    grid loss on each level's reconstruction error, summed over the levels as one term."""
     x = images["content"]
     with torch.no_grad():
         feats = encoder(x)
     outs = net({lv: feats[lv] for lv in cfg.levels})
-    terms = {}
+    terms, grid = {}, torch.zeros((), device=x.device)
     for level, out in outs.items():
         pixel = F.mse_loss(out.float(), x)
         feature = F.mse_loss(encoder(out, level)[level].float(), feats[level].float())
         terms[level] = cfg.pixel_weight * pixel + cfg.feature_weight * feature
-        if cfg.grid_weight > 0:
-            terms[level] = terms[level] + cfg.grid_weight * grid_loss(out.float() - x, grid_period(level))
+        grid = grid + grid_loss(out.float() - x, grid_period(level))
+    if cfg.grid_weight > 0:  # one term for all levels, shown beside them
+        terms["grid"] = cfg.grid_weight * grid
     return terms, {"content": x, **outs}
 
 

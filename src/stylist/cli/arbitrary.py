@@ -23,6 +23,7 @@ from ..image import (
     load_tensor,
     output_format,
     read_picture,
+    same_file,
     save_image,
     write_atomic,
 )
@@ -310,17 +311,19 @@ def train_paths(out: Path, checkpoint: str | None) -> dict[str, Path]:
 
 
 def _check_train_outputs(paths: dict[str, Path], args: argparse.Namespace, cfg: DecoderTrainConfig) -> None:
+    # A run resumed from the checkpoint beside -o carries on its own files: replacing them is the point.
+    # Another -o is a new set of files, refused where they exist as in a fresh run.
+    own = args.overwrite or bool(args.resume and same_file(paths["checkpoint"], args.resume))
     out = check_output_file(
         paths["decoder"],
         [*cfg.content, *cfg.style, *([cfg.style_csv] if cfg.style_csv else [])],
-        args.overwrite or bool(args.resume),
+        own,
         (".safetensors",),
         "decoder",
     )
     previews = sorted(out.parent.glob(f"{out.with_suffix('').name}_preview_*.png"))
     for path in [*paths.values(), *previews[:1]]:
-        # A resumed run carries on its own files (same -o): replacing them is the point.
-        check_output_target(path, args.overwrite or bool(args.resume), out.name)
+        check_output_target(path, own, out.name)
 
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:
@@ -413,9 +416,13 @@ class _TrainWriter:
             result.stopped, ""
         )
         loss = f", loss {self.last_losses['total']:.4g}" if self.last_losses else ""
+        carry_on = ""
+        if result.step < self.cfg.steps and self.every["checkpoint_every"]:  # stopped early, its state saved
+            ckpt, out = self.paths["checkpoint"], self.paths["decoder"]
+            carry_on = f"; carry on with: stylist train-decoder --resume {ckpt} -o {out}"
         final_line(
             f"wrote {self.paths['decoder']} (step {result.step} of {self.cfg.steps}, {result.elapsed:.0f} s on "
-            f"{result.device}, {result.precision}{loss}{why}{skipped_note(['?'] * self.bad_files)})"
+            f"{result.device}, {result.precision}{loss}{why}{skipped_note(['?'] * self.bad_files)}){carry_on}"
         )
 
     def close(self) -> None:

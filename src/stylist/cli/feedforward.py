@@ -324,7 +324,8 @@ def _write_previews(stylise, history: list[dict], photo: torch.Tensor | None, pa
     """MODEL_preview.png (the photo and its stylised version side by side) and the loss curve."""
     if photo is not None:
         save_image(torch.cat([photo, stylise(photo)], dim=-1), paths[0], overwrite=True)
-    rows = [{"step": r["step"], **{k: r[k] for k in ("total", "content", "style", "tv")}} for r in history]
+    terms = ("total", "content", "style", "tv", "grid")
+    rows = [{"step": r["step"], **{k: r[k] for k in terms if k in r}} for r in history]
     write_history(rows, paths[1], xlabel="training step", smooth=max(1, len(rows) // 50))
 
 
@@ -443,7 +444,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         bar.update(done, len(jobs))
     bar.close()
     all_done()
-    where = targets[kept[0]] if single else out
+    where = targets[kept[0]] if len(kept) == 1 else out  # one result: its file, also in a folder
     final_line(
         f"wrote {len(kept)} image(s) to {where} with {model.name} ({seconds:.1f} s on "
         f"{getattr(model, 'device', 'cpu')}{skipped_note(skipped)}){process_note()}"
