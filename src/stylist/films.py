@@ -1135,7 +1135,7 @@ def stylize_video(
             writer = _writer(out, info, (image.shape[-2], image.shape[-1]), cfg, audio)
             result.audio_streams = len(getattr(writer, "audio", {}))
             left_out = len(audio) - result.audio_streams
-            if left_out and out.suffix == "":
+            if left_out and is_frame_folder(out):
                 warnings.warn(f"{src}: its sound is left out (a folder of frames holds none)", StylistWarning)
             elif left_out:
                 warnings.warn(
