@@ -379,6 +379,14 @@ def _collate(items: list[tuple[torch.Tensor, int]]) -> Batch:
     return Batch(torch.stack([image for image, _ in items]), sum(bad for _, bad in items))
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 class Batches:
     """Endless batches of a :class:`CropDataset` in a fixed order: epoch after epoch, resumable at
     any (epoch, batch); under torchrun each process gets its own share of every epoch."""
@@ -397,7 +405,9 @@ class Batches:
             batch_size=batch_size,
             sampler=self.sampler,
             collate_fn=_collate,
-            num_workers=workers,
+            # No more loader processes than CPUs this process may use: more only compete with training
+            # (and PyTorch warns about them). The crops do not depend on the count.
+            num_workers=min(workers, usable_cpus()),
             persistent_workers=False,
             pin_memory=torch.cuda.is_available(),
         )

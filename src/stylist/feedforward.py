@@ -345,7 +345,8 @@ class FeedForwardConfig:
     precision: str = "auto"
     # Seed for the network's initial weights, the crop positions and the data order.
     seed: int = 0
-    # Processes that decode and crop photos beside training (0 = in the training process).
+    # Processes that decode and crop photos beside training (0 = in the training process; at most
+    # the CPUs this process may use).
     workers: int = 2
     # Stop after this many seconds of training, whatever --steps says (the model is written
     # with the steps it reached); None = no limit.

@@ -118,7 +118,8 @@ class DecoderTrainConfig:
     device: str = "auto"
     # Mixed precision: auto (bf16 on GPUs that have it, else fp16 on GPUs, fp32 on CPUs), fp32, bf16 or fp16.
     precision: str = "auto"
-    # Processes decoding and cropping images (0: in the training process itself).
+    # Processes decoding and cropping images (0: in the training process itself; at most the CPUs
+    # this process may use).
     workers: int = 4
     # Stop (and save) after this many seconds of training even before --steps; None = no limit.
     time_limit: float | None = None
