@@ -157,19 +157,6 @@ def test_film_keeps_frames_rate_duration_and_audio(clips, tmp_path, capsys) -> N
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_x265_encodes_without_its_own_chatter(clips, tmp_path) -> None:
-    # x265 prints its settings straight to file descriptor 2, past Python and libav's log level. In a
-    # process of its own, as users run it: inside the test process, after tests/test_tiling.py, libx265
-    # aborts the interpreter when the encoder is flushed (with or without Stylist's options; not
-    # understood yet).
-    out = tmp_path / "out.mp4"
-    argv = [str(clips["pan"]), "--model", "starry-night", "--codec", "libx265", "-q", "-o", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    run = subprocess.run([sys.executable, "-m", "stylist", "video", *argv], capture_output=True, text=True, env=env)
-    assert run.returncode == 0, run.stderr
-    assert film_facts(out)["codec"] == "hevc" and len(run.stderr.strip().splitlines()) == 1, run.stderr
-
-
 def test_start_duration_odd_size_rotation_and_full_range(tmp_path, capsys) -> None:
     odd = write_film(tmp_path / "odd.mp4", panned(10, 33, 45), audio=True)
     out = tmp_path / "piece.mp4"
