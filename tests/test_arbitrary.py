@@ -631,7 +631,8 @@ def test_train_decoder_cli_writes_and_resumes(
     with safe_open(str(out), framework="pt") as f:
         meta = f.metadata()
     assert meta["steps"] == "3" and meta["method"] == "adain" and json.loads(meta["train_config"])["image_size"] == 32
-    assert float(meta["train_seconds"]) > first_part  # both parts counted, not only the resumed one
+    # Both parts counted, not only the resumed one (a step or two): the file rounds to 0.1 s.
+    assert float(meta["train_seconds"]) >= round(first_part, 1) > 0
     assert len((tmp_path / "dec_losses.csv").read_text().splitlines()) == 1 + 3
     assert (
         stylize_arbitrary(PHOTOS[0], PAINTINGS[0], ArbitraryConfig(decoder=str(out), size=32, **CPU32)).shape[-1] == 32
