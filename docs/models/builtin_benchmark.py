@@ -67,6 +67,8 @@ def main() -> None:
     )
     p.add_argument("--out", type=Path, default=HERE / "builtin_benchmark.json")
     args = p.parse_args()
+    if args.old is None and not args.keep_reference:
+        p.error("give --old, or --keep-reference to keep the references measured before")
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in sorted(args.new.glob("*.safetensors")):
@@ -79,8 +81,6 @@ def main() -> None:
                     kept = results[name][f"seed{seed}"]
                     entry[f"seed{seed}"] = {k: v for k, v in kept.items() if k != "new"} | {"new": new}
                     continue
-                if args.old is None:
-                    p.error("give --old, or --keep-reference to keep the references measured before")
                 old_model = args.old / model.name
                 if old_model.is_file():
                     before = quality(

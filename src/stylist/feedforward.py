@@ -55,6 +55,7 @@ from .image import (
 from .losses import PerceptualLoss, equal_weights, grid_loss, tv_loss
 from .tiling import RunningMoments, Tile, choose_tile, grid
 from .training import (  # noqa: F401  (TrainProgress, Interrupted: the names callers import from here)
+    OPTIONS_ADDED_SINCE,
     Batches,
     CropDataset,
     FitConfig,
@@ -574,9 +575,7 @@ def resume_config(state: dict, given: dict) -> FeedForwardConfig:
     ``given`` changes an option outside :data:`RESUME_MAY_CHANGE`.
     """
     check_checkpoint(state, CHECKPOINT_KIND, "stylist train")
-    # A run started before the grid loss existed carries on with the objective it started with.
-    recorded = {"grid_weight": 0.0, **state["config"]}
-    return FeedForwardConfig(**resume_options(recorded, given, RESUME_MAY_CHANGE))
+    return FeedForwardConfig(**resume_options(state["config"], given, RESUME_MAY_CHANGE, OPTIONS_ADDED_SINCE))
 
 
 def _metadata(

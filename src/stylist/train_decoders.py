@@ -40,6 +40,7 @@ from .errors import ConfigError, StylistError
 from .image import load_tensor, resize_long_side
 from .losses import grid_loss, mean_std
 from .training import (  # noqa: F401  (TrainProgress, TrainResult: the names callers import from here)
+    OPTIONS_ADDED_SINCE,
     FitConfig,
     TrainCallback,
     TrainProgress,
@@ -452,9 +453,7 @@ def resume_config(saved: dict, given: dict) -> DecoderTrainConfig:
     or when ``given`` changes an option outside :data:`RESUME_MAY_CHANGE`.
     """
     check_checkpoint(saved, CHECKPOINT_KIND, "stylist train-decoder")
-    # A run started before the grid loss existed carries on with the objective it started with.
-    recorded = {"grid_weight": 0.0, **saved["config"]}
-    return DecoderTrainConfig(**resume_options(recorded, given, RESUME_MAY_CHANGE))
+    return DecoderTrainConfig(**resume_options(saved["config"], given, RESUME_MAY_CHANGE, OPTIONS_ADDED_SINCE))
 
 
 def _check_resume(state: dict, cfg: DecoderTrainConfig) -> None:

@@ -182,13 +182,20 @@ def check_checkpoint(state: object, kind: str, command: str, layout: int | None 
     return state
 
 
-def resume_options(saved: dict, given: dict, may_change: Sequence[str]) -> dict:
+# Training options added to the losses after runs were saved without them, each with the value that
+# keeps such a run's objective when it resumes (not today's default): the grid loss (losses.grid_loss).
+OPTIONS_ADDED_SINCE = {"grid_weight": 0.0}
+
+
+def resume_options(saved: dict, given: dict, may_change: Sequence[str], added: dict | None = None) -> dict:
     """The checkpoint's options (``saved``) with those ``given`` that a resumed run may change.
 
     The one resume-compatibility rule of every method: an option outside ``may_change`` must keep
     the checkpoint's value (it would change the state the run carries on from); ConfigError (one
-    line, naming the flag and both values) otherwise.
+    line, naming the flag and both values) otherwise. ``added`` (option -> value, usually
+    :data:`OPTIONS_ADDED_SINCE`) fills in options a checkpoint predates.
     """
+    saved = {**(added or {}), **saved}
     options = dict(saved)
     for key, value in given.items():
         if key in may_change:
