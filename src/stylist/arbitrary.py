@@ -24,6 +24,15 @@ Departures from the papers, each for a stated reason:
   five, not 34 MB). The other decoders mirror the encoder exactly.
 * WCT drops eigenvalues below a *relative* threshold (1e-5 of the largest) rather than Li et al.'s
   absolute 1e-5, so that the cut does not depend on the features' magnitude.
+* WCT's default map onto the painting's mean and covariance is the optimal-transport (Monge) map
+  between the two Gaussians (``wct_transform="ot"``), not Li et al.'s whitening then colouring
+  (``"zca"``): both give exactly the painting's covariance, but whitening makes the photo's faint
+  feature directions as strong as its main ones, and the painting's strongest directions then paint
+  them over the subject. On the quality benchmark the map keeps more of the photo at a closer style.
+* Each WCT level's strength mixes the painting's statistics with the *photo's* features at that level
+  (``level_blend="photo"``), where Li et al. mix with the previous level's result: in a chain of four
+  levels at part strength the photo faded level by level until busy photos became a patchwork of
+  the painting. At full strength the two are the same.
 * ``identity_weight`` (0 by default, as in the paper) adds an identity loss to AdaIN training: the
   photo decoded from its own relu4_1 against the photo, so that alpha 0 gives the photo back
   rather than the training paintings' palette (a risk with few paintings; see the model card).
@@ -76,11 +85,26 @@ from .tiling import RunningMoments, check_tile_size, choose_tile, grid
 # WCT's defaults, chosen on the quality benchmark's held-out paintings (docs/quality.md). Departures
 # from Li et al., who run all five levels at full strength: with the shipped decoders relu5_1 turns
 # the photo into a collage of the painting (its decoder rebuilds a photo at only 16 dB; even at 0.2
-# it halves the benchmark's structure), and full strength at the other levels draws blotches of the
-# painting's light and dark over the subject. Median structure over 24 pairs: 0.21 at the paper's
-# settings, 0.71 at these, with the style distance 0.15 -> 0.18.
+# it halves the benchmark's structure), and full strength at every level draws blotches of the
+# painting's light and dark over the subject. With the map and blend below, each level but the finest
+# runs at WCT_LEVEL_ALPHA, mixing in the photo's own features, and the finest (relu1_1: the painting's
+# colours and grain) at full strength. Median structure over 24 pairs (seed 0): 0.21 at the paper's
+# settings, 0.74 at the previous defaults (0.5 each, zca, previous), 0.86 at these; the style distance
+# 0.15, 0.19, 0.23; the colour distance 2.0, 3.0, 2.2.
 WCT_DEFAULT_LEVELS = tuple(level for level in WCT_LEVELS if level != "relu5_1")
-WCT_LEVEL_ALPHA = 0.5
+WCT_LEVEL_ALPHA = 0.7
+# How WCT maps the photo's features onto the painting's mean and covariance (both give exactly the
+# painting's statistics): zca, Li et al.'s whitening then colouring; ot, the optimal-transport (Monge)
+# map between the two Gaussians, the one such map that moves the features least.
+WCT_TRANSFORMS = ("zca", "ot")
+# What each WCT level's strength mixes the painting's statistics with: the photo's own features at
+# that level, or the previous level's result (Li et al.). They differ from the second level on.
+LEVEL_BLENDS = ("photo", "previous")
+
+
+def default_level_alphas(levels: Sequence[str]) -> tuple[float, ...]:
+    """WCT's strength per level when none is given: WCT_LEVEL_ALPHA, and 1 at the finest level."""
+    return (WCT_LEVEL_ALPHA,) * (len(levels) - 1) + (1.0,)
 
 
 @dataclass
@@ -91,18 +115,24 @@ class ArbitraryConfig:
     # colouring at several levels, coarse to fine, stronger colours, slower).
     method: str = "adain"
     # Style strength: 0 decodes the photo's own features (the photo as well as the decoders can rebuild
-    # it: about 21 dB PSNR for AdaIN and 20 dB for WCT's four default levels in a row on the bundled
-    # photos at 256 px; see their model cards), 1 the full style.
+    # it: about 21 dB PSNR for AdaIN and 42 dB for WCT, whose finest decoder has the last word, on the
+    # bundled photos at 256 px; see their model cards), 1 the full style.
     alpha: float = 1.0
     # Share of each painting in a blend of several styles; None = equal shares. Normalised to
     # sum to 1. Not used with masks (each mask says where its painting goes).
     style_weights: tuple[float, ...] | None = None
     # WCT only: strength of each level in `levels` (coarse to fine), multiplied by alpha; None =
-    # WCT_LEVEL_ALPHA at every level.
+    # WCT_LEVEL_ALPHA at every level but the finest, 1 there (default_level_alphas).
     level_alphas: tuple[float, ...] | None = None
     # WCT only: the levels to run, coarse to fine (fewer levels: faster, less style). relu5_1 is
     # left out by default: with the shipped decoders it turns the photo into a collage of the painting.
     levels: tuple[str, ...] = WCT_DEFAULT_LEVELS
+    # WCT only: how the photo's features take the painting's mean and covariance at each level: ot
+    # (the optimal-transport map, which moves them least) or zca (Li et al.'s whitening and colouring).
+    wct_transform: str = "ot"
+    # WCT only: what each level's strength mixes the painting's statistics with: photo (the photo's
+    # own features at that level) or previous (the previous level's result, as Li et al.).
+    level_blend: str = "photo"
     # Keep the photo's colours: none, luminance (style on luminance only, the photo's chroma kept)
     # or histogram (the paintings recoloured to the photo's colour statistics first).
     preserve_color: str = "none"
@@ -144,8 +174,20 @@ class ArbitraryConfig:
                 f"--levels run coarse to fine: give them in the order {' '.join(WCT_LEVELS)} "
                 f"(got {' '.join(self.levels)})"
             )
-        if self.method == "adain" and (self.level_alphas is not None or tuple(self.levels) != WCT_DEFAULT_LEVELS):
-            raise ConfigError("--levels and --level-alphas are for --method wct (AdaIN works at relu4_1 alone)")
+        wct_only = (
+            self.level_alphas is not None
+            or tuple(self.levels) != WCT_DEFAULT_LEVELS
+            or (self.wct_transform, self.level_blend) != (ArbitraryConfig.wct_transform, ArbitraryConfig.level_blend)
+        )
+        if self.method == "adain" and wct_only:
+            raise ConfigError(
+                "--levels, --level-alphas, --wct-transform and --level-blend are for --method wct "
+                "(AdaIN works at relu4_1 alone)"
+            )
+        for name, choices in (("wct_transform", WCT_TRANSFORMS), ("level_blend", LEVEL_BLENDS)):
+            if getattr(self, name) not in choices:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"unknown {flag} '{getattr(self, name)}': use one of {', '.join(choices)}")
         if self.level_alphas is not None:
             check_one_each("--level-alphas", self.level_alphas, len(self.levels), "level")
             if any(not (0.0 <= a <= 1.0) for a in self.level_alphas):
@@ -225,7 +267,26 @@ def _matrix_power(cov: torch.Tensor, power: float) -> torch.Tensor:
     return (vecs * scaled) @ vecs.T
 
 
-def wct(content: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def feature_transform(c_cov: torch.Tensor, s_cov: torch.Tensor, kind: str = "zca") -> torch.Tensor:
+    """The (C, C) matrix T with T c_cov T^T = s_cov that WCT applies to the centred photo features.
+
+    zca (Li et al. 2017): s_cov^1/2 c_cov^-1/2, whitening then colouring. It makes every direction of
+    the photo's features equally strong before colouring, so its faint ones (texture, noise) can take
+    the painting's strongest directions. ot: c^-1/2 (c^1/2 s c^1/2)^1/2 c^-1/2, the optimal-transport
+    (Monge) map between the two Gaussians (Knott and Smith 1984; used for style by Mroueh 2020,
+    "Wasserstein style transfer"): of all such maps, the one that moves the features least.
+    """
+    if kind == "zca":
+        return _matrix_power(s_cov, 0.5) @ _matrix_power(c_cov, -0.5)
+    c_half, c_inv_half = _matrix_power(c_cov, 0.5), _matrix_power(c_cov, -0.5)
+    vals, vecs = torch.linalg.eigh(c_half @ s_cov @ c_half)  # symmetric PSD: no cut needed for a root
+    middle_half = (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+    return c_inv_half @ middle_half @ c_inv_half
+
+
+def wct(
+    content: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None, transform: str = "zca"
+) -> torch.Tensor:
     """Whitening and colouring (Li et al. 2017): ``content`` (1, C, H, W) whitened with its own
     covariance (inside ``mask`` (1, 1, H, W) if given) and coloured with that of ``style`` (1, C, h, w).
     Float32 result whose covariance and mean are the painting's."""
@@ -234,8 +295,8 @@ def wct(content: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = 
     weights = mask.reshape(-1) if mask is not None else None
     c_mean, c_cov = _covariance(fc, weights)
     s_mean, s_cov = _covariance(style[0].reshape(c, -1))
-    transform = _matrix_power(s_cov, 0.5) @ _matrix_power(c_cov, -0.5)
-    out = transform @ (fc.double() - c_mean) + s_mean
+    matrix = feature_transform(c_cov, s_cov, transform)
+    out = matrix @ (fc.double() - c_mean) + s_mean
     return out.reshape(1, c, h, w).float()
 
 
@@ -494,17 +555,24 @@ def _run_wct(
     h, w = prep.content.shape[-2:]
     deepest = max(cfg.levels, key=LEVELS.index)
     style_feats = [_style_features(encoder, s, 16, device, dtype, deepest, prep.cache) for s in prep.styles]
-    strengths = cfg.level_alphas or (WCT_LEVEL_ALPHA,) * len(cfg.levels)
+    strengths = cfg.level_alphas or default_level_alphas(cfg.levels)
     image = prep.content
-    for level, strength in zip(cfg.levels, strengths):
+    for i, (level, strength) in enumerate(zip(cfg.levels, strengths)):
+        a = cfg.alpha * strength
+        # The features the strength mixes with: the photo's (Stylist's default), or the previous level's
+        # result (Li et al.); the same at the first level.
+        anchor = prep.content if cfg.level_blend == "photo" and i > 0 else None
         if tile is not None:
-            image = _wct_level_tiled(image, prep, level, cfg.alpha * strength, tile, style_feats, encoder, decoders)
+            image = _wct_level_tiled(image, anchor, prep, level, a, tile, style_feats, encoder, decoders, cfg)
             continue
         fc = _features_of(encoder, image, 16, device, dtype, level)[level]
+        keep = fc if anchor is None else _features_of(encoder, anchor, 16, device, dtype, level)[level]
         masks = _mask_at(prep.masks, (fc.shape[-2], fc.shape[-1]), 16, device)
-        targets = [wct(fc, sf[level], None if masks is None else masks[i]) for i, sf in enumerate(style_feats)]
-        a = cfg.alpha * strength
-        t = a * blend(fc, targets, prep.shares, masks) + (1 - a) * fc.float()
+        targets = [
+            wct(fc, sf[level], None if masks is None else masks[k], cfg.wct_transform)
+            for k, sf in enumerate(style_feats)
+        ]
+        t = a * blend(keep, targets, prep.shares, masks) + (1 - a) * keep.float()
         image = (
             decoders[level](t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w].float().clamp(0, 1)
         )
@@ -586,12 +654,15 @@ def _stylize_level_tiled(
     device: torch.device,
     dtype: torch.dtype,
     to_targets: Callable[[torch.Tensor, list[RunningMoments]], list[torch.Tensor]],
+    anchor: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One level of AdaIN or WCT on ``image`` (1, 3, H, W) in tiles, with the whole image's statistics:
     a pass gathers them, a second changes each tile's features with them, decodes it and keeps its
-    interior. Returns (1, 3, H, W) float32 on the CPU, unclamped, as the whole-image run's decoder gives."""
+    interior. The strength mixes with the features of ``anchor`` (same size; None: ``image``'s own).
+    Returns (1, 3, H, W) float32 on the CPU, unclamped, as the whole-image run's decoder gives."""
     h, w = image.shape[-2:]
     padded = pad_to_multiple(image.float().cpu(), level.multiple)
+    anchor_padded = None if anchor is None else pad_to_multiple(anchor.float().cpu(), level.multiple)
     stride = 2 ** LEVELS.index(level.name)
     feat_hw = (padded.shape[-2] // stride, padded.shape[-1] // stride)
     masks = (
@@ -603,16 +674,20 @@ def _stylize_level_tiled(
     out = torch.empty(1, 3, padded.shape[-2], padded.shape[-1])
     for t in grid(padded.shape[-2], padded.shape[-1], level.tile, MARGIN[level.name], level.multiple):
         f = encoder(t.region(padded).to(device, dtype).contiguous(memory_format=torch.channels_last), level.name)
-        fc = f[level.name]
+        fc = keep = f[level.name]
+        if anchor_padded is not None:
+            region = t.region(anchor_padded).to(device, dtype).contiguous(memory_format=torch.channels_last)
+            keep = encoder(region, level.name)[level.name]
         region_masks = None if masks is None else [t.region(m, 1 / stride).to(device) for m in masks]
-        target = blend(fc, to_targets(fc, stats), prep.shares, region_masks)
-        target = level.alpha * target + (1 - level.alpha) * fc.float()
+        target = blend(keep, to_targets(fc, stats), prep.shares, region_masks)
+        target = level.alpha * target + (1 - level.alpha) * keep.float()
         t.place(out, decoder(target.to(dtype).contiguous(memory_format=torch.channels_last)).float().cpu())
     return out[..., :h, :w]
 
 
 def _wct_level_tiled(
     image: torch.Tensor,
+    anchor: torch.Tensor | None,
     prep: Prepared,
     level: str,
     alpha: float,
@@ -620,8 +695,10 @@ def _wct_level_tiled(
     style_feats: list[dict[str, torch.Tensor]],
     encoder: Encoder,
     decoders: WCTDecoders,
+    cfg: ArbitraryConfig,
 ) -> torch.Tensor:
-    """One WCT level in tiles (:func:`_stylize_level_tiled`), clamped to [0, 1] as the whole-image level."""
+    """One WCT level in tiles (:func:`_stylize_level_tiled`), clamped to [0, 1] as the whole-image level;
+    ``anchor``: the image whose features the strength mixes with (None: ``image``'s own)."""
     device = next(encoder.parameters()).device
     dtype = next(encoder.parameters()).dtype
     styles = []
@@ -635,8 +712,9 @@ def _wct_level_tiled(
         if not transforms:  # once per level: the eigendecompositions are the costly part
             for c, (_, s_cov) in zip(stats, styles):
                 c_mean, c_cov = c.mean().to(s_cov.device).view(-1, 1), c.cov().to(s_cov.device)
-                transforms.append((_matrix_power(s_cov, 0.5) @ _matrix_power(c_cov, -0.5), c_mean))
+                transforms.append((feature_transform(c_cov, s_cov, cfg.wct_transform), c_mean))
         return [_wct_with(f, t, c_mean, s[0]) for (t, c_mean), s in zip(transforms, styles)]
 
     spec = _Level(level, 16, alpha, tile, True)
-    return _stylize_level_tiled(image, prep, spec, encoder, decoders[level], device, dtype, to_targets).clamp(0, 1)
+    decoder = decoders[level]
+    return _stylize_level_tiled(image, prep, spec, encoder, decoder, device, dtype, to_targets, anchor).clamp(0, 1)

@@ -12,7 +12,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..arbitrary import WCT_LEVEL_ALPHA, ArbitraryConfig, shared_encoder, stylize_arbitrary
+from ..arbitrary import (
+    LEVEL_BLENDS,
+    WCT_LEVEL_ALPHA,
+    WCT_TRANSFORMS,
+    ArbitraryConfig,
+    shared_encoder,
+    stylize_arbitrary,
+)
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..decoders import decoder_file, load_decoder
 from ..devices import resolve_device
@@ -70,11 +77,11 @@ ARBITRARY_FLAGS = {"alpha": "--style-strength"}
 ARBITRARY_ALIASES = {"alpha": ["--alpha"]}
 ARBITRARY_HELPS = {
     "alpha": "style strength: 0 is the photo as the decoders rebuild it from its own features (not the photo "
-    "itself: about 21 dB PSNR for AdaIN, 20 dB for WCT's default levels; see docs/models/adain.md and wct.md), "
+    "itself: about 21 dB PSNR for AdaIN, 42 dB for WCT; see docs/models/adain.md and wct.md), "
     "1 the full style [default: 1.0]",
     "size": "long side of the result, px [default: the photo's own size]",
     "level_alphas": "WCT only: strength of each level of --levels (coarse to fine), multiplied by "
-    f"--style-strength [default: {WCT_LEVEL_ALPHA} at every level]",
+    f"--style-strength [default: {WCT_LEVEL_ALPHA} at every level but the finest, 1 there]",
     "style_size": "long side the paintings are resized to before their statistics are taken (bigger: finer "
     "strokes), px [default: 512]",
     "decoder": "a decoder file from stylist train-decoder [default: the decoder shipped with Stylist]",
@@ -133,7 +140,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(
         a,
         ArbitraryConfig,
-        {"method": METHOD_CHOICES, "precision": ("auto", "fp32", "bf16")},
+        {
+            "method": METHOD_CHOICES,
+            "precision": ("auto", "fp32", "bf16"),
+            "wct_transform": WCT_TRANSFORMS,
+            "level_blend": LEVEL_BLENDS,
+        },
         flags=ARBITRARY_FLAGS,
         aliases=ARBITRARY_ALIASES,
         helps=ARBITRARY_HELPS,
