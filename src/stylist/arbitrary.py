@@ -566,12 +566,16 @@ def _run_wct(
             image = _wct_level_tiled(image, anchor, prep, level, a, tile, style_feats, encoder, decoders, cfg)
             continue
         fc = _features_of(encoder, image, 16, device, dtype, level)[level]
-        keep = fc if anchor is None else _features_of(encoder, anchor, 16, device, dtype, level)[level]
         masks = _mask_at(prep.masks, (fc.shape[-2], fc.shape[-1]), 16, device)
         targets = [
             wct(fc, sf[level], None if masks is None else masks[k], cfg.wct_transform)
             for k, sf in enumerate(style_feats)
         ]
+        if anchor is not None:
+            del fc  # one full-size feature map at a time: the photo's replaces the image's
+            keep = _features_of(encoder, anchor, 16, device, dtype, level)[level]
+        else:
+            keep = fc
         t = a * blend(keep, targets, prep.shares, masks) + (1 - a) * keep.float()
         image = (
             decoders[level](t.to(dtype).contiguous(memory_format=torch.channels_last))[..., :h, :w].float().clamp(0, 1)
