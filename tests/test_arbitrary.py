@@ -305,6 +305,21 @@ def test_wct_level_blend_mixes_with_the_photos_features(encoder: Encoder, wct_de
     assert (decode("relu1_1", photo) - chain).abs().mean() > 1e-3  # the two differ, so the test could fail
 
 
+def test_wct_default_strengths_are_full_at_relu1_1_only(files: dict[str, Path], tmp_path: Path) -> None:
+    from stylist.arbitrary import default_level_alphas
+    from stylist.manifest import read_manifest
+
+    assert default_level_alphas(("relu4_1", "relu3_1", "relu2_1", "relu1_1")) == (0.7, 0.7, 0.7, 1.0)
+    assert default_level_alphas(("relu4_1",)) == (0.7,)  # not full strength at whatever level comes last
+    assert default_level_alphas(("relu5_1", "relu2_1", "relu1_1")) == (0.7, 0.7, 1.0)
+    shipped_or_skip("wct")
+    out = tmp_path / "wct.png"
+    argv = [str(files["photo0"]), "--style", str(files["style"]), "--method", "wct", "--levels", "relu2_1", "relu1_1"]
+    assert cli(["arbitrary", *argv, "-o", str(out), "--device", "cpu", "--style-size", "64", "-q"]) == 0
+    config = read_manifest(out)["config"]  # the strengths used, not null: a later default cannot change them
+    assert config["level_alphas"] == [0.7, 1.0] and config["wct_transform"] == "ot" and config["level_blend"] == "photo"
+
+
 def test_luminance_mode_keeps_the_photos_chroma(encoder: Encoder, adain_decoder: Decoder) -> None:
     content = image(PHOTOS[2], 48)
     out = stylize_arbitrary(
@@ -439,6 +454,7 @@ def test_cli_writes_results_of_the_photos_size(files: dict[str, Path], tmp_path:
         ("method", "invalid choice"),
         ("decoder", "decoder file not found"),
         ("image file for several", "need -o to be a folder"),
+        ("wct option with adain", "are for --method wct"),
     ],
 )
 def test_cli_bad_inputs_one_line_exit_2(
@@ -457,6 +473,8 @@ def test_cli_bad_inputs_one_line_exit_2(
         "method": [photo, "--style", style, "--method", "gatys"],
         "decoder": [photo, "--style", style, "--decoder", str(tmp_path / "none.safetensors")],
         "image file for several": [photo, str(files["photo1"]), "--style", style],
+        # at its default value: given, it is still a WCT option that AdaIN would ignore
+        "wct option with adain": [photo, "--style", style, "--wct-transform", "ot"],
     }[case]
     if case == "exists":
         out.write_bytes(b"keep me")

@@ -8,8 +8,9 @@ trained once, for any painting:
            deviation from the painting (adaptive instance normalisation). The decoder is trained
            with a content loss on the AdaIN target and a mean/std style loss.
 ``wct``    five decoders, relu5_1 ... relu1_1, each trained only to reconstruct photographs; the
-           photo's features are whitened and coloured with the painting's covariance at every
-           level, coarse to fine, decoding to an image between levels.
+           photo's features are given the painting's mean and covariance at every level (Li et al.
+           whiten and colour them; Stylist by default uses the optimal-transport map, below),
+           coarse to fine, decoding to an image between levels.
 
 Departures from the papers, each for a stated reason:
 
@@ -32,7 +33,8 @@ Departures from the papers, each for a stated reason:
 * Each WCT level's strength mixes the painting's statistics with the *photo's* features at that level
   (``level_blend="photo"``), where Li et al. mix with the previous level's result: in a chain of four
   levels at part strength the photo faded level by level until busy photos became a patchwork of
-  the painting. At full strength the two are the same.
+  the painting. At full strength and without masks the two are the same (outside the masks a level
+  keeps the features it mixes with: the photo's, or the previous level's result).
 * ``identity_weight`` (0 by default, as in the paper) adds an identity loss to AdaIN training: the
   photo decoded from its own relu4_1 against the photo, so that alpha 0 gives the photo back
   rather than the training paintings' palette (a risk with few paintings; see the model card).
@@ -86,9 +88,9 @@ from .tiling import RunningMoments, check_tile_size, choose_tile, grid
 # from Li et al., who run all five levels at full strength: with the shipped decoders relu5_1 turns
 # the photo into a collage of the painting (its decoder rebuilds a photo at only 16 dB; even at 0.2
 # it halves the benchmark's structure), and full strength at every level draws blotches of the
-# painting's light and dark over the subject. With the map and blend below, each level but the finest
-# runs at WCT_LEVEL_ALPHA, mixing in the photo's own features, and the finest (relu1_1: the painting's
-# colours and grain) at full strength. Median structure over 24 pairs (seed 0): 0.21 at the paper's
+# painting's light and dark over the subject. With the map and blend below, each level but relu1_1
+# runs at WCT_LEVEL_ALPHA, mixing in the photo's own features, and relu1_1 (the painting's colours
+# and grain) at full strength. Median structure over 24 pairs (seed 0): 0.21 at the paper's
 # settings, 0.74 at the previous defaults (0.5 each, zca, previous), 0.86 at these; the style distance
 # 0.15, 0.19, 0.23; the colour distance 2.0, 3.0, 2.2.
 WCT_DEFAULT_LEVELS = tuple(level for level in WCT_LEVELS if level != "relu5_1")
@@ -103,16 +105,21 @@ LEVEL_BLENDS = ("photo", "previous")
 
 
 def default_level_alphas(levels: Sequence[str]) -> tuple[float, ...]:
-    """WCT's strength per level when none is given: WCT_LEVEL_ALPHA, and 1 at the finest level."""
-    return (WCT_LEVEL_ALPHA,) * (len(levels) - 1) + (1.0,)
+    """WCT's strength per level when none is given: WCT_LEVEL_ALPHA, and 1 at relu1_1 (the painting's
+    colours and grain) when it is among ``levels``."""
+    return tuple(1.0 if level == "relu1_1" else WCT_LEVEL_ALPHA for level in levels)
+
+
+# The options only WCT uses: with --method adain they are an error, given or not at their defaults.
+WCT_ONLY_OPTIONS = ("levels", "level_alphas", "wct_transform", "level_blend")
 
 
 @dataclass
 class ArbitraryConfig:
     """Every option of ``stylist arbitrary``; the CLI builds its flags from these fields."""
 
-    # adain (Huang and Belongie 2017: one decoder, fastest) or wct (Li et al. 2017: whitening and
-    # colouring at several levels, coarse to fine, stronger colours, slower).
+    # adain (Huang and Belongie 2017: one decoder, fastest) or wct (Li et al. 2017: the painting's
+    # feature covariance at several levels, coarse to fine, closer colours, slower).
     method: str = "adain"
     # Style strength: 0 decodes the photo's own features (the photo as well as the decoders can rebuild
     # it: about 21 dB PSNR for AdaIN and 42 dB for WCT, whose finest decoder has the last word, on the
@@ -122,7 +129,7 @@ class ArbitraryConfig:
     # sum to 1. Not used with masks (each mask says where its painting goes).
     style_weights: tuple[float, ...] | None = None
     # WCT only: strength of each level in `levels` (coarse to fine), multiplied by alpha; None =
-    # WCT_LEVEL_ALPHA at every level but the finest, 1 there (default_level_alphas).
+    # WCT_LEVEL_ALPHA at every level, 1 at relu1_1 (default_level_alphas).
     level_alphas: tuple[float, ...] | None = None
     # WCT only: the levels to run, coarse to fine (fewer levels: faster, less style). relu5_1 is
     # left out by default: with the shipped decoders it turns the photo into a collage of the painting.
@@ -180,10 +187,7 @@ class ArbitraryConfig:
             or (self.wct_transform, self.level_blend) != (ArbitraryConfig.wct_transform, ArbitraryConfig.level_blend)
         )
         if self.method == "adain" and wct_only:
-            raise ConfigError(
-                "--levels, --level-alphas, --wct-transform and --level-blend are for --method wct "
-                "(AdaIN works at relu4_1 alone)"
-            )
+            raise wct_only_error()
         for name, choices in (("wct_transform", WCT_TRANSFORMS), ("level_blend", LEVEL_BLENDS)):
             if getattr(self, name) not in choices:
                 flag = "--" + name.replace("_", "-")
@@ -205,6 +209,11 @@ class ArbitraryConfig:
         if self.max_pixels is not None and self.max_pixels <= 0:
             raise ConfigError(f"--max-pixels must be a positive number of pixels; got {self.max_pixels}")
         check_tile_size(self.tile_size)
+
+
+def wct_only_error() -> ConfigError:
+    flags = ", ".join("--" + name.replace("_", "-") for name in WCT_ONLY_OPTIONS)
+    return ConfigError(f"{flags} are for --method wct (AdaIN works at relu4_1 alone)")
 
 
 def _check_shares(weights: Sequence[float] | None, flag: str) -> None:
@@ -287,9 +296,10 @@ def feature_transform(c_cov: torch.Tensor, s_cov: torch.Tensor, kind: str = "zca
 def wct(
     content: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None, transform: str = "zca"
 ) -> torch.Tensor:
-    """Whitening and colouring (Li et al. 2017): ``content`` (1, C, H, W) whitened with its own
-    covariance (inside ``mask`` (1, 1, H, W) if given) and coloured with that of ``style`` (1, C, h, w).
-    Float32 result whose covariance and mean are the painting's."""
+    """WCT's feature transform (Li et al. 2017): ``content`` (1, C, H, W) mapped by
+    :func:`feature_transform` (``transform``: zca, whitening then colouring; ot, the optimal-transport
+    map) from its own mean and covariance (inside ``mask`` (1, 1, H, W) if given) to those of
+    ``style`` (1, C, h, w). Float32 result whose covariance and mean are the painting's."""
     _, c, h, w = content.shape
     fc = content[0].reshape(c, -1)
     weights = mask.reshape(-1) if mask is not None else None

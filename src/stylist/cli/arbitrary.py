@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..arbitrary import (
     LEVEL_BLENDS,
     WCT_LEVEL_ALPHA,
+    WCT_ONLY_OPTIONS,
     WCT_TRANSFORMS,
     ArbitraryConfig,
+    default_level_alphas,
     shared_encoder,
     stylize_arbitrary,
+    wct_only_error,
 )
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..decoders import decoder_file, load_decoder
@@ -77,11 +80,11 @@ ARBITRARY_FLAGS = {"alpha": "--style-strength"}
 ARBITRARY_ALIASES = {"alpha": ["--alpha"]}
 ARBITRARY_HELPS = {
     "alpha": "style strength: 0 is the photo as the decoders rebuild it from its own features (not the photo "
-    "itself: about 21 dB PSNR for AdaIN, 42 dB for WCT; see docs/models/adain.md and wct.md), "
+    "itself: about 21 dB PSNR for AdaIN, 42 dB for WCT's defaults; see docs/models/adain.md and wct.md), "
     "1 the full style [default: 1.0]",
     "size": "long side of the result, px [default: the photo's own size]",
     "level_alphas": "WCT only: strength of each level of --levels (coarse to fine), multiplied by "
-    f"--style-strength [default: {WCT_LEVEL_ALPHA} at every level but the finest, 1 there]",
+    f"--style-strength [default: {WCT_LEVEL_ALPHA} at every level, 1 at relu1_1]",
     "style_size": "long side the paintings are resized to before their statistics are taken (bigger: finer "
     "strokes), px [default: 512]",
     "decoder": "a decoder file from stylist train-decoder [default: the decoder shipped with Stylist]",
@@ -194,9 +197,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_arbitrary(args: argparse.Namespace) -> int:
-    cfg = ArbitraryConfig(**given_fields(args, ArbitraryConfig))
+    given = given_fields(args, ArbitraryConfig)
+    cfg = ArbitraryConfig(**given)
+    if cfg.method != "wct" and any(name in given for name in WCT_ONLY_OPTIONS):
+        raise wct_only_error()  # validate() sees only values that differ from the defaults
     cfg.device = process_device(cfg.device)  # one GPU per process under torchrun
     cfg.validate()
+    if cfg.method == "wct" and cfg.level_alphas is None:
+        cfg = replace(cfg, level_alphas=default_level_alphas(cfg.levels))  # the manifest records the strengths
     contents = one_of(args, "content", "content_option", "--content")
     if not contents:
         raise StylistError("give the photo(s): CONTENT... or --content")
