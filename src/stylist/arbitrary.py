@@ -284,7 +284,11 @@ def feature_transform(c_cov: torch.Tensor, s_cov: torch.Tensor, kind: str = "zca
     the painting's strongest directions. ot: c^-1/2 (c^1/2 s c^1/2)^1/2 c^-1/2, the optimal-transport
     (Monge) map between the two Gaussians (Knott and Smith 1984; used for style by Mroueh 2020,
     "Wasserstein style transfer"): of all such maps, the one that moves the features least.
+    ``c_cov`` and ``s_cov``: symmetric positive semi-definite (C, C), float64 for accuracy.
+    ConfigError for an unknown ``kind``.
     """
+    if kind not in WCT_TRANSFORMS:
+        raise ConfigError(f"unknown WCT transform '{kind}': use one of {', '.join(WCT_TRANSFORMS)}")
     if kind == "zca":
         return _matrix_power(s_cov, 0.5) @ _matrix_power(c_cov, -0.5)
     c_half, c_inv_half = _matrix_power(c_cov, 0.5), _matrix_power(c_cov, -0.5)
