@@ -859,7 +859,7 @@ def test_identity_loss_weighs_pixels_and_features_as_wct_reconstruction() -> Non
 
 def test_wct_defaults_keep_the_subject_where_the_papers_settings_lose_it() -> None:
     """WCT's defaults (relu5_1 left out, the optimal-transport map, each level mixing with the photo's
-    features, 0.7 at each level but the finest) were chosen on the quality benchmark (docs/quality.md);
+    features, 0.7 at each level but relu1_1) were chosen on the quality benchmark (docs/quality.md);
     the same holds on the bundled photos at 128 px with the shipped decoders: measured structure
     0.70-0.89 at the defaults, 0.56-0.69 at the previous ones (zca, each level from the previous one,
     0.5 each), 0.04-0.19 with all five levels at full strength (the paper)."""
